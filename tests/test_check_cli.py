@@ -118,3 +118,32 @@ def test_batch_to_stdout(tmp_path, capsys):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["correct"] for r in rows] == [True, False]
     assert "2 graded" in err
+
+
+def test_package_log_lines_reach_stderr_at_the_configured_level(monkeypatch, capsys):
+    """Training stages report their loss through ``logging``: the CLI must show INFO lines, and honour
+    ``PRM_SR_LOG_LEVEL`` (a bad value is a user error, not a traceback)."""
+    import logging
+
+    from prm_selfreward.cli import configure_logging
+
+    logger = logging.getLogger("prm_selfreward.train.sft")
+    monkeypatch.delenv("PRM_SR_LOG_LEVEL", raising=False)
+    configure_logging()
+    configure_logging()  # twice: still one handler, so each line appears once
+    logger.info("step 3/20: loss 1.25")
+    err = capsys.readouterr().err
+    assert err.count("step 3/20: loss 1.25") == 1
+
+    monkeypatch.setenv("PRM_SR_LOG_LEVEL", "warning")
+    configure_logging()
+    logger.info("hidden info line")
+    logger.warning("shown warning line")
+    err = capsys.readouterr().err
+    assert "hidden info line" not in err and "shown warning line" in err
+
+    monkeypatch.setenv("PRM_SR_LOG_LEVEL", "chatty")
+    code, _, err = run(["check", "1", "1"], capsys)
+    assert code == 2 and "PRM_SR_LOG_LEVEL" in err and "Traceback" not in err
+    monkeypatch.delenv("PRM_SR_LOG_LEVEL")
+    configure_logging()
