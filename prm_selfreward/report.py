@@ -133,13 +133,19 @@ def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
                 stage_names.append(name)
     if stage_names:
         lines += ["", "## Wall time per stage (seconds)", ""]
-        head = (["run"] if multi else []) + ["model"] + stage_names
+        head = (["run"] if multi else []) + ["model"] + stage_names + ["total"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for row in rows:
             cells = ([row.run] if multi else []) + [row.name]
             cells += [f"{row.stage_times[s]:.0f}" if s in row.stage_times else "-" for s in stage_names]
+            cells.append(f"{sum(row.stage_times.values()):.0f}")
             lines.append("| " + " | ".join(cells) + " |")
+        runs = dict.fromkeys(row.run for row in rows)
+        for run in runs:
+            total = sum(sum(row.stage_times.values()) for row in rows if row.run == run)
+            label = f" ({run})" if multi else ""
+            lines += ["", f"Total{label}, stages of the models above: {total:.0f} s = {total / 60:.0f} min."]
     return "\n".join(lines) + "\n"
 
 

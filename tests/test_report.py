@@ -47,6 +47,9 @@ def test_report_table_and_plot(tmp_path):
     assert "| M3 | 30.0 [20.0, 40.0] (n=20) | 15.0 [5.0, 25.0] (n=10) | 75.0 [70.0, 80.0] (n=50) | 50.0 |" in text
     assert "| M2 | 14 | 2 | 1 |" in text  # pairs, ties, rollbacks
     assert "6.00 / 240" in text  # M3 gsm8k steps / tokens
+    assert "| model | eval | judge_eval | pairs | search | total |" in text
+    assert "| M2 | 102 | 5 | 1 | 60 | 168 |" in text  # per-model total of the stages that finished
+    assert "Total, stages of the models above: 548 s = 9 min." in text
     png = run / "report.png"
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -59,6 +62,7 @@ def test_report_cli_side_by_side(tmp_path):
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert "| math | M1 |" in text and "| instruct | M1 |" in text
+    assert "Total (math), stages of the models above: 211 s" in text  # each run summed on its own
     assert (out / "report.png").exists()
 
 
