@@ -210,3 +210,15 @@ def build_report(*run_dirs: str | Path, out_dir: str | Path | None = None) -> Pa
     if rows:
         plot(rows, target / "report.png")
     return target / "report.md"
+
+
+def print_report(console: Any, path: str | Path) -> None:
+    """Show ``report.md`` on ``console``: rendered on a terminal; as the Markdown text itself otherwise, so
+    a log file keeps every column (a rendered table is squeezed to the 80 columns of a non-terminal)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if console.is_terminal:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True, end="")

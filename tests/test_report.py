@@ -63,6 +63,9 @@ def test_report_cli_side_by_side(tmp_path):
     text = (out / "report.md").read_text()
     assert "| math | M1 |" in text and "| instruct | M1 |" in text
     assert "Total (math), stages of the models above: 211 s" in text  # each run summed on its own
+    # Not a terminal: the Markdown itself is printed, every column intact (a rendered table would be squeezed).
+    assert "| run | model | eval | judge_eval | total |" in result.output
+    assert "| instruct | M1 | 101 | 5 | 106 |" in result.output
     assert (out / "report.png").exists()
 
 

@@ -20,12 +20,11 @@ def iterate_command(
 ) -> None:
     """M0 -> M1 (SFT on IFT+EFT seeds) -> M2, M3 ... (DPO on self-judged pairs), evaluating every model."""
     from rich.console import Console
-    from rich.markdown import Markdown
 
     from ..config import merge, parse_overrides
     from ..data import resolve_data_dir
     from ..loop import default_config_path, iterate, load_run_config, prepare_run_dir
-    from ..report import build_report
+    from ..report import build_report, print_report
 
     console = Console()
     overrides = parse_overrides(set_)
@@ -43,7 +42,7 @@ def iterate_command(
     console.print(f"[bold]prm-sr iterate[/] task={cfg.task} model={cfg.model.name} run_dir={run_dir}")
     iterate(cfg, run_dir, log=console.print)
     report = build_report(run_dir)
-    console.print(Markdown(report.read_text(encoding="utf-8")))
+    print_report(console, report)
     console.print(f"report: {report} and {report.with_suffix('.png')}")
 
 

@@ -15,16 +15,16 @@ def report_command(
 ) -> None:
     """Rebuild the report of one run, or put several runs side by side."""
     from rich.console import Console
-    from rich.markdown import Markdown
 
-    from ..report import build_report
+    from ..report import build_report, print_report
 
     for d in run_dirs:
         if not (d / "manifest.json").exists():
             raise UserError(f"{d} is not a run directory (no manifest.json)")
     path = build_report(*run_dirs, out_dir=output)
-    Console().print(Markdown(path.read_text(encoding="utf-8")))
-    Console().print(f"written: {path} and {path.with_suffix('.png')}")
+    console = Console()
+    print_report(console, path)
+    console.print(f"written: {path} and {path.with_suffix('.png')}")
 
 
 def register(app: typer.Typer) -> None:
