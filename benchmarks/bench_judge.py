@@ -102,10 +102,10 @@ def measure(
     )
 
 
-class OneRowLogprob:
-    """An HFGenerator plus ``next_token_logprobs``: the A and B log-probs read off one forward pass per
-    judge prompt instead of two ``score`` rows. Not part of the package: it measures what the optional
-    backend method would save (see ``PairwiseStepJudge``'s logprob mode). Uses HFGenerator internals."""
+class TwoRowLogprob:
+    """A generator without ``next_token_logprobs``: the logprob judge then scores ``A`` and ``B`` as two
+    ``score`` rows per judge prompt, the path of a backend that lacks the optional method. The baseline
+    for what reading both off one forward pass saves (HFGenerator has the method)."""
 
     def __init__(self, generator: Any):
         self.inner = generator
@@ -119,38 +119,6 @@ class OneRowLogprob:
 
     def score(self, prompts: Any, continuations: Any) -> Any:
         return self.inner.score(prompts, continuations)
-
-    def next_token_logprobs(self, prompts: list[str], tokens: list[str]) -> list[list[float]]:
-        import torch
-
-        g = self.inner
-        token_ids = []
-        for t in tokens:
-            ids = g.encode_continuation(t)
-            if len(ids) != 1:
-                raise ValueError(f"{t!r} is not a single token")
-            token_ids.append(ids[0])
-        self.usage.calls += 1
-        encoded = [g.encode_prompt(p) for p in prompts]
-        out: list[list[float]] = [[] for _ in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), g.batch_size):
-                rows = order[start : start + g.batch_size]
-                width = max(len(encoded[i]) for i in rows)
-                ids = torch.full((len(rows), width), g.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                keep = torch.zeros((len(rows), width), dtype=torch.bool)
-                for k, i in enumerate(rows):  # right padding; keep the last real position of each row
-                    ids[k, : len(encoded[i])] = torch.tensor(encoded[i])
-                    mask[k, : len(encoded[i])] = 1
-                    keep[k, len(encoded[i]) - 1] = True
-                    self.usage.prompt_tokens += len(encoded[i])
-                logits = g._logits_at(ids, mask, keep)
-                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, token_ids]
-                for k, i in enumerate(rows):
-                    out[i] = logprobs[k].tolist()
-        return out
 
 
 def accuracy(verdicts: list[int], labels: list[int | None]) -> str:
@@ -186,7 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-new-tokens", type=int, default=64, help="generate mode: explanation budget.")
     parser.add_argument("--no-single", action="store_true", help="Skip the one-at-a-time baseline.")
     parser.add_argument(
-        "--one-row", action="store_true", help="Also logprob with A and B read off one forward (hf backend)."
+        "--two-row",
+        action="store_true",
+        help="Also logprob with A and B as two scored rows (a backend without next_token_logprobs).",
     )
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args(argv)
@@ -222,9 +192,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs.append(measure(generator, mode, subset, batched=True, **kw))
         if not args.no_single:
             runs.append(measure(generator, mode, subset, batched=False, **kw))
-        if mode == "logprob" and args.one_row:
+        if mode == "logprob" and args.two_row:
             runs.append(
-                measure(OneRowLogprob(generator), mode, subset, batched=True, label="logprob one-row batched")
+                measure(TwoRowLogprob(generator), mode, subset, batched=True, label="logprob two-row batched")
             )
 
     table = Table(
@@ -274,10 +244,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for mode, same in consistency.items():
         console.print(f"{mode}: batched and one-at-a-time verdicts identical for {sum(same)}/{len(same)}")
-    one_row = next((r for r in runs if r.label == "logprob one-row batched"), None)
-    if one_row is not None and "logprob" in batched:
-        same = sum(a == b for a, b in zip(one_row.verdicts, batched["logprob"].verdicts, strict=True))
-        console.print(f"logprob: one-row and two-row verdicts identical for {same}/{len(one_row.verdicts)}")
+    two_row = next((r for r in runs if r.label == "logprob two-row batched"), None)
+    if two_row is not None and "logprob" in batched:
+        same = sum(a == b for a, b in zip(two_row.verdicts, batched["logprob"].verdicts, strict=True))
+        console.print(f"logprob: one-row and two-row verdicts identical for {same}/{len(two_row.verdicts)}")
 
     result = {
         "model": args.model,
