@@ -179,6 +179,7 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
             err = [[100 * (j["accuracy"] - j.get("ci_low", j["accuracy"])) for _, j in jp],
                    [100 * (j.get("ci_high", j["accuracy"]) - j["accuracy"]) for _, j in jp]]
             axes[1].errorbar([t for t, _ in jp], ys, yerr=err, marker="s", capsize=3, label=run)
+    axes[1].axhline(50, color="grey", linestyle=":", linewidth=1, label="chance (50%)")
     axes[0].set_title("Benchmark accuracy (greedy, 95% CI)")
     axes[1].set_title("Judge accuracy (held-out EFT pairs, 95% CI)")
     for ax in axes:
@@ -190,7 +191,6 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
         ax.set_ylim(-2, 102)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    axes[1].axhline(50, color="grey", linestyle=":", linewidth=1, label="chance")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_suffix(".tmp.png")
