@@ -136,14 +136,15 @@ def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
         head = (["run"] if multi else []) + ["model"] + stage_names + ["total"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
+        run_totals: dict[str, float] = {}
         for row in rows:
+            row_total = sum(row.stage_times.values())
+            run_totals[row.run] = run_totals.get(row.run, 0.0) + row_total
             cells = ([row.run] if multi else []) + [row.name]
             cells += [f"{row.stage_times[s]:.0f}" if s in row.stage_times else "-" for s in stage_names]
-            cells.append(f"{sum(row.stage_times.values()):.0f}")
+            cells.append(f"{row_total:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
-        runs = dict.fromkeys(row.run for row in rows)
-        for run in runs:
-            total = sum(sum(row.stage_times.values()) for row in rows if row.run == run)
+        for run, total in run_totals.items():
             label = f" ({run})" if multi else ""
             lines += ["", f"Total{label}, stages of the models above: {total:.0f} s = {total / 60:.0f} min."]
     return "\n".join(lines) + "\n"
