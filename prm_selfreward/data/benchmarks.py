@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..grading.benchmarks import (  # noqa: F401 - re-exported: the loaders' public answer helpers
+    MalformedRecord,
+    gold_answers,
+    gsm8k_final_answer,
+    last_boxed_content,
+    split_multiple_answers,
+    strip_math_delimiters,
+)
 from ..io import JsonlErrors, iter_jsonl
 from ..records import Problem
 
@@ -46,10 +54,6 @@ MATH_SUBJECTS: tuple[str, ...] = (
     "prealgebra",
     "precalculus",
 )
-
-
-class MalformedRecord(ValueError):
-    """A row that parses as JSON but cannot be turned into a Problem (e.g. a GSM8K answer without ``####``)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -72,81 +76,12 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Answer helpers
-
-
-def strip_math_delimiters(text: str) -> str:
-    """``$x$`` -> ``x`` when the whole string is one inline-math span; anything else is returned stripped
-    but otherwise unchanged (the checker also accepts ``$...$``)."""
-    s = text.strip()
-    if len(s) >= 2 and s.startswith("$") and s.endswith("$") and s.count("$") == 2:
-        return s[1:-1].strip()
-    return s
-
-
-# A word of 3+ letters that is not a LaTeX command (``\\frac``): prose such as "where", "and".
-_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
-
-
-def split_multiple_answers(text: str) -> list[str]:
-    """Split an OlympiadBench ``is_multiple_answer`` gold string into its required answers.
-
-    Commas split only at bracket depth 0 (``()[]{}``, so tuples, intervals and sets stay whole); each
-    piece loses its ``$`` wrappers (the upstream strings put ``$`` inconsistently: ``$69$,$84$``,
-    ``$-2,0,2$``, ``$221,$8$``). An answer with prose outside math (``$f(x)=ax+b$, where $b$ is ...``)
-    cannot be split safely and is returned whole.
-    """
-    s = text.strip()
-    outside_math = re.sub(r"\$[^$]*\$", " ", s)
-    if _PROSE_WORD.search(outside_math):
-        return [s]
-    pieces, depth, start = [], 0, 0
-    for i, ch in enumerate(s):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            pieces.append(s[start:i])
-            start = i + 1
-    pieces.append(s[start:])
-    out = [p.strip().strip("$").strip() for p in pieces]
-    out = [p for p in out if p]
-    return out or [s]
-
-
-def gsm8k_final_answer(solution: str) -> str:
-    """The number after ``#### `` on the last line of a GSM8K reference solution, thousands separators
-    removed. Raises :class:`MalformedRecord` when there is no ``####`` line."""
-    lines = [line for line in solution.strip().splitlines() if line.strip()]
-    if not lines or not lines[-1].lstrip().startswith("####"):
-        raise MalformedRecord("GSM8K answer has no final '#### N' line")
-    value = lines[-1].lstrip()[4:].strip().replace(",", "")
-    if not value:
-        raise MalformedRecord("GSM8K answer has an empty '####' line")
-    return value
-
-
-def last_boxed_content(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (brace-matched), or None (used only to derive the MATH
-    ``answer`` for hub rows, which lack the field; the local files already carry it)."""
-    from ..grading import extract  # the checker's extractor, so there is one brace matcher
-
-    boxes = extract.find_boxed(text)
-    return boxes[-1] if boxes else None
-
+# Answer helpers: gold answers are read by the checker's own module (one owner); re-exported here.
 
 def normalize_question(text: str) -> str:
     """Key for "same problem": Unicode NFKC, case-folded, whitespace collapsed, ``$`` dropped."""
     text = unicodedata.normalize("NFKC", text).replace("$", " ").casefold()
     return " ".join(text.split())
-
-
-def _format_number(value: Any) -> str:
-    # AMC answers are floats (27.0): write integral values as integers.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def _question(row: dict[str, Any]) -> str:
@@ -181,7 +116,7 @@ def _parse_gsm8k(row: dict[str, Any], index: int, split: str) -> Problem:
     return Problem(
         id=f"gsm8k/{split}/{index}",
         question=_str_field(row, "question"),
-        answers=[gsm8k_final_answer(solution)],
+        answers=gold_answers("gsm8k", row),
         benchmark="gsm8k",
         solution=solution,
         metadata={},
@@ -190,17 +125,13 @@ def _parse_gsm8k(row: dict[str, Any], index: int, split: str) -> Problem:
 
 def _math_problem(row: dict[str, Any], index: int, split: str, benchmark: str) -> Problem:
     solution = _str_field(row, "solution")
-    answer = row.get("answer")
-    if not isinstance(answer, str):
-        answer = last_boxed_content(solution)
-        if answer is None:
-            raise MalformedRecord("no 'answer' field and no \\boxed{} in the solution")
+    answers = gold_answers(benchmark, row)
     subject = row.get("subject", row.get("type"))
     unique_id = row.get("unique_id") or row.get("_hub_id") or f"{split}/unknown/{index}"
     return Problem(
         id=str(unique_id),
         question=_question(row),
-        answers=[answer.strip()],
+        answers=answers,
         benchmark=benchmark,
         solution=solution,
         metadata={"level": _level(row.get("level")), "subject": subject},
@@ -216,15 +147,9 @@ def _parse_math500(row: dict[str, Any], index: int, split: str) -> Problem:
 
 
 def _parse_olympiadbench(row: dict[str, Any], index: int, split: str) -> Problem:
-    final = row.get("final_answer")
-    if isinstance(final, str):
-        final = [final]
-    if not isinstance(final, list) or not final or not all(isinstance(a, str) for a in final):
-        raise MalformedRecord("'final_answer' must be a non-empty list of strings")
+    answers = gold_answers("olympiadbench", row)
+    final = row["final_answer"]
     multiple = bool(row.get("is_multiple_answer"))
-    answers: list[str] = []
-    for item in final:
-        answers += split_multiple_answers(item) if multiple else [strip_math_delimiters(item)]
     solutions = row.get("solution") or []
     if isinstance(solutions, str):
         solutions = [solutions]
@@ -249,31 +174,27 @@ def _parse_olympiadbench(row: dict[str, Any], index: int, split: str) -> Problem
 
 
 def _parse_gaokao(row: dict[str, Any], index: int, split: str) -> Problem:
-    raw = row.get("answer")
-    if raw is None:
-        raise MalformedRecord("no 'answer' field")
-    answer = strip_math_delimiters(str(raw))
+    answers = gold_answers("gaokao2023en", row)
     return Problem(
         id=f"gaokao2023en/{index}",
         question=_question(row),
         # Two upstream records have an empty answer: kept (the count stays 385) with no gold, so they
         # can only be scored wrong; docs/data.md lists them.
-        answers=[answer] if answer else [],
+        answers=answers,
         benchmark="gaokao2023en",
         solution=None,
-        metadata={"source": row.get("source"), "raw_answer": raw},
+        metadata={"source": row.get("source"), "raw_answer": row.get("answer")},
     )
 
 
 def _competition_parser(name: str) -> Callable[[dict[str, Any], int, str], Problem]:
     def parse(row: dict[str, Any], index: int, split: str) -> Problem:
-        if row.get("answer") is None:
-            raise MalformedRecord("no 'answer' field")
+        answers = gold_answers(name, row)
         solution = row.get("solution")
         return Problem(
             id=f"{name}/{row.get('id', index)}",
             question=_question(row),
-            answers=[_format_number(row["answer"])],
+            answers=answers,
             benchmark=name,
             solution=solution if isinstance(solution, str) else None,
             metadata={"url": row.get("url")},

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, option
+from ..grading.numbers import exact_value
 from ..io import write_jsonl
 from ..prompts import solve_message
 from ..records import Problem
@@ -205,11 +206,9 @@ def evaluate_arithmetic(node: ast.expr | str) -> Fraction:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """``"1,250"`` / ``"-3.5"`` / ``"7"`` -> exact Fraction; None if it is not a plain number."""
-    cleaned = text.strip().replace(",", "")
-    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)", cleaned):
-        return None
-    return Fraction(cleaned)
+    """``"1,250"`` / ``"-3.5"`` / ``"7"`` -> exact Fraction; None if it is not a plain number (the
+    checker's number reader, :func:`prm_selfreward.grading.numbers.exact_value`)."""
+    return exact_value(text)
 
 
 def format_number(value: Fraction, like: str = "") -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import option
+from ..grading.numbers import exact_value
 from ..io import atomic_write_json, read_jsonl, write_jsonl
 from ..judges.pointwise import (
     JudgeAgreement,
@@ -166,13 +167,6 @@ def correct_response(problem: Problem) -> str | None:
     return format_steps(steps)
 
 
-def _parse_number(text: str) -> Fraction | None:
-    try:
-        return Fraction(text.replace(",", "").strip())
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
 def _format_number(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
@@ -182,7 +176,7 @@ def _format_number(value: Fraction) -> str:
 def wrong_value(answer: str, rng: random.Random) -> str | None:
     """A plausible wrong number for a numeric ``answer`` (off by a little, by ten, doubled or halved;
     same sign, integral if the answer is); ``None`` for a non-numeric answer."""
-    value = _parse_number(answer)
+    value = exact_value(answer)
     if value is None:
         return None
     candidates = [value + d for d in (1, -1, 2, -2, 10, -10)] + [value * 2, value / 2]

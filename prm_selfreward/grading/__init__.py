@@ -11,9 +11,10 @@ See docs/checker.md for the policy (percent, units, tolerance, several boxes) an
 
 from .benchmarks import BENCHMARKS, gold_from_record, rules_for
 from .checker import Verdict, check, check_batch
-from .equivalence import REASONS, Comparison, answers_equal, compare_answers
+from .equivalence import answers_equal, compare_answers
 from .extract import Extraction, extract_answer, find_boxed
 from .normalize import normalize_answer
+from .result import REASONS, Comparison
 from .timeout import shutdown_workers
 
 __all__ = [

@@ -1,7 +1,11 @@
-"""Entry point of a grading worker process: ``python -m prm_selfreward.grading._worker RFD WFD MEM``.
+"""Entry point of a grading worker process:
+``python -m prm_selfreward.grading._worker RFD WFD MEM [MAX_BITS]``.
 
 Reads ``(golds, pred)`` jobs from fd RFD, answers ``("ok", equal, reason, detail)`` or
-``("error", message)`` on fd WFD, until end of input. See :mod:`prm_selfreward.grading.timeout`.
+``("error", message)`` on fd WFD, until end of input. MEM caps the process's address space
+(``RLIMIT_AS``, 0 for none): a job that reaches it answers reason ``memory``. MAX_BITS overrides the
+size cap of :mod:`~prm_selfreward.grading.sympy_compare` (0 turns it off; for tests). See
+:mod:`prm_selfreward.grading.timeout`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ def _die_with_parent() -> None:
 
 
 def _limit_memory(limit: int) -> None:
+    if limit <= 0:
+        return
     try:
         import resource
 
@@ -37,7 +43,11 @@ def main(argv: list[str]) -> int:
     _limit_memory(mem)
     recv = Connection(rfd, writable=False)
     send = Connection(wfd, readable=False)
+    from prm_selfreward.grading import sympy_compare
     from prm_selfreward.grading.sympy_compare import compare_normalized, warm_up
+
+    if len(argv) > 3:
+        sympy_compare.MAX_BITS = int(argv[3]) or float("inf")  # type: ignore[assignment]
 
     warm_up(stop=lambda: True)  # imports done; the parser is built on the first comparison below
     compare_normalized(("\\frac{1}{2}",), "0.5")
@@ -54,7 +64,8 @@ def main(argv: list[str]) -> int:
             equal, reason, detail = compare_normalized(golds, pred)
             reply: tuple = ("ok", equal, reason, detail)
         except MemoryError:
-            reply = ("error", "MemoryError")
+            cap = f"{mem / 2**20:.0f} MiB" if mem > 0 else "the machine's memory"
+            reply = ("ok", False, "memory", f"MemoryError: the worker's memory cap ({cap}) was reached")
         except RecursionError:
             reply = ("error", "RecursionError")
         except Exception as exc:

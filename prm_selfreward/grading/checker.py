@@ -10,8 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .benchmarks import prepare_gold, rules_for
-from .equivalence import Comparison, prepare
+from .equivalence import prepare
 from .extract import Extraction, extract_answer
+from .normalize import normalize_answer
+from .numbers import parse_number
+from .result import Comparison
 from .timeout import WorkerError, default_pool
 
 
@@ -41,7 +44,9 @@ def _gold_text(gold: str | list[str]) -> str:
     return gold if isinstance(gold, str) else ", ".join(gold)
 
 
-_EXPLICIT = ("boxed", "gsm8k", "answer_is", "minerva")
+def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
+    golds = [gold] if isinstance(gold, str) else gold
+    return bool(golds) and all(parse_number(normalize_answer(g, unit)) is not None for g in golds)
 
 
 def _start(
@@ -55,17 +60,18 @@ def _start(
     rules = rules_for(benchmark)
     gold = prepare_gold(gold, benchmark)
     extraction: Extraction = extract_answer(prediction_text, rules.order)
-    if (
-        whole_text_fallback
-        and extraction.source not in _EXPLICIT
-        and not extraction.truncated
-        and prediction_text
-    ):
+    fallback = extraction.source in ("last_number", "none") and not extraction.truncated
+    if whole_text_fallback and fallback and prediction_text:
         extraction = Extraction(prediction_text.strip() or None, "none", extraction.all_boxes)
         source = "whole_text"
     else:
         source = extraction.source
     verdict = Verdict(False, extraction.answer, _gold_text(gold), "no_answer", "", source)
+    if source == "last_number" and not _numeric_gold(gold, unit):
+        # The last number is a last resort for numeric golds only ("x^2 + 1" does not end in its 1).
+        verdict.predicted = None
+        verdict.detail = "no answer marker (the last-number fallback is for numeric golds only)"
+        return verdict, None
     if extraction.answer is None:
         verdict.detail = "truncated \\boxed{" if extraction.truncated else "no answer found"
         return verdict, None
@@ -97,9 +103,11 @@ def check(
     order and gold conventions (:mod:`~prm_selfreward.grading.benchmarks`; ValueError if unknown).
     ``unit`` (OlympiadBench's ``unit`` field) is stripped from both answers. The sympy part runs in
     a worker process killed after ``timeout`` CPU seconds (``reason="timeout"``). Safe from any thread.
-    ``whole_text_fallback``: when the text has no explicit answer marker (box, ``####``, "the answer
-    is", Minerva), grade the whole text as the answer instead of its last number (for inputs that
-    are bare answers, like the CLI's); ``source`` is then ``"whole_text"``.
+    Without an answer marker (box, Minerva, ``####``, "the answer is", a math span, bold) the last
+    number of the text is its answer, against a numeric gold only (else ``no_answer``).
+    ``whole_text_fallback``: when the text has no answer marker, grade the whole text as the answer
+    instead of its last number (for inputs that are bare answers, like the CLI's); ``source`` is
+    then ``"whole_text"``.
     """
     verdict, job = _start(prediction_text, gold, benchmark, unit, whole_text_fallback)
     if job is None:

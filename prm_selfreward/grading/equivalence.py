@@ -31,9 +31,7 @@ written with a decimal point, values are equal within a relative tolerance of :d
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Sequence
 
 from .normalize import (
     Atom,
@@ -50,30 +48,34 @@ from .normalize import (
     normalize_answer,
     parse_shape,
 )
+from .numbers import MAX_DIGITS, REL_TOL, numbers_equal, parse_number
+from .result import REASONS, Comparison
+from .timeout import run_sympy
 
-REL_TOL = 1e-6
-MAX_DIGITS = 4000
+__all__ = [
+    "MAX_DIGITS",
+    "MAX_RAW_CHARS",
+    "MAX_SYMPY_CHARS",
+    "REASONS",
+    "REL_TOL",
+    "Comparator",
+    "Comparison",
+    "FastComparator",
+    "Undecided",
+    "answers_equal",
+    "compare_answers",
+    "fast_atom_equal",
+    "numbers_equal",
+    "parse_number",
+    "prepare",
+    "shapes_equal",
+]
+
 #: Longer (normalised) answers are compared as text only: no final answer is this long, and parsing
 #: one would only burn a worker's time limit (and shape parsing is quadratic in nesting depth).
 MAX_SYMPY_CHARS = 2000
 #: Longer raw answers are not normalised at all (exact text equality only).
 MAX_RAW_CHARS = 5000
-
-#: Stable reason slugs (``Comparison.reason`` / ``Verdict.reason``).
-REASONS = ("equal", "not_equal", "no_answer", "no_gold", "timeout", "parse_error", "error")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Result of comparing a gold answer with a predicted one.
-
-    ``reason`` is one of :data:`REASONS`; ``detail`` says which rung decided (``string``, ``fast``,
-    ``sympy``) or what went wrong, for humans and logs (not a stable interface).
-    """
-
-    equal: bool
-    reason: str
-    detail: str = ""
 
 
 class Undecided(Exception):
@@ -81,83 +83,37 @@ class Undecided(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Plain numbers
-
-_INT = r"[+-]?\d+"
-_DEC = r"[+-]?(?:\d+\.\d*|\.\d+)"
-_NUM = rf"(?:{_DEC}|{_INT})"
-_NUMBER_RES = [
-    ("plain", re.compile(rf"^({_NUM})(?:[eE]([+-]?\d{{1,3}}))?$")),
-    ("slash", re.compile(rf"^({_NUM})/({_NUM})$")),
-    ("frac", re.compile(rf"^([+-]?)\\frac\{{({_NUM})\}}\{{({_NUM})\}}$")),
-    ("mixed", re.compile(r"^([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")),
-]
+# Atoms
 
 
-def _frac(text: str) -> Fraction:
-    return Fraction(text)
+class Comparator:
+    """How a rung compares the leaves of two shapes. Each method may raise :class:`Undecided`.
+
+    ``atom(gold, pred)``: two expressions; ``relation(gold, pred)``: two (in)equations;
+    ``solution_set(relation, shape, relation_is_gold)``: an inequality in one unknown against the
+    interval, union or set it may describe."""
+
+    def atom(self, gold: str, pred: str) -> bool:
+        raise NotImplementedError
+
+    def relation(self, gold: str, pred: str) -> bool:
+        raise NotImplementedError
+
+    def solution_set(self, relation: str, shape: Shape, relation_is_gold: bool) -> bool:
+        raise Undecided
 
 
-def parse_number(text: str) -> tuple[Fraction, bool] | None:
-    """``(value, approximate)`` for a plain number written in ``text``, or None.
+class FastComparator(Comparator):
+    """Rung 2: :func:`fast_atom_equal`; solution sets are left to sympy."""
 
-    ``approximate`` is True when a decimal point (or exponent) appears: such values compare with
-    :data:`REL_TOL`. Integers and fractions of integers are exact. Never evaluates powers.
-    """
-    text = compact(text)
-    while text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    if not text or len(text) > MAX_DIGITS or not any(c.isdigit() for c in text):
-        return None
-    for kind, regex in _NUMBER_RES:
-        match = regex.match(text)
-        if not match:
-            continue
-        try:
-            if kind == "plain":
-                value = _frac(match.group(1))
-                approx = "." in match.group(1)
-                if match.group(2):
-                    value *= Fraction(10) ** int(match.group(2))
-                    approx = True
-                return value, approx
-            if kind == "slash":
-                den = _frac(match.group(2))
-                if den == 0:
-                    return None
-                return _frac(match.group(1)) / den, "." in text
-            if kind == "frac":
-                den = _frac(match.group(3))
-                if den == 0:
-                    return None
-                value = _frac(match.group(2)) / den
-                return (-value if match.group(1) == "-" else value), "." in text
-            sign, whole, num, den = match.groups()
-            if int(den) == 0:
-                return None
-            value = int(whole) + Fraction(int(num), int(den))
-            return (-value if sign == "-" else value), False
-        except (ValueError, ZeroDivisionError):
-            return None
-    return None
+    def atom(self, gold: str, pred: str) -> bool:
+        return fast_atom_equal(gold, pred, False)
+
+    def relation(self, gold: str, pred: str) -> bool:
+        return fast_atom_equal(gold, pred, True)
 
 
-def numbers_equal(a: tuple[Fraction, bool], b: tuple[Fraction, bool], rel_tol: float = REL_TOL) -> bool:
-    """Exact equality for exact values; relative tolerance when either side is approximate."""
-    (x, x_approx), (y, y_approx) = a, b
-    if x == y:
-        return True
-    if not (x_approx or y_approx):
-        return False
-    return abs(x - y) <= Fraction(rel_tol) * max(abs(x), abs(y))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Shapes
-
-AtomEqual = Callable[[str, str, bool], bool]
-"""``atom_equal(gold_text, pred_text, relation)``: compare two atoms (``relation``: both are
-(in)equalities). May raise :class:`Undecided`."""
+FAST = FastComparator()
 
 _INFINITIES = {
     "\\infty": 1,
@@ -170,6 +126,42 @@ _INFINITIES = {
     "-\\inf": -1,
 }
 
+# 52_8, 10001_{2}, 2A_{16}: a numeral with its base. The digits must start with a digit (a_{12} is a
+# variable), the base is 2..36.
+_BASED_RE = re.compile(r"^([0-9][0-9A-Za-z]*)_(?:\{(\d{1,2})\}|(\d))$")
+
+
+def based_number(text: str) -> tuple[str, int, int | None] | None:
+    """``(digits, base, value)`` for a numeral written with its base (value None when the digits are
+    not valid in that base), or None when ``text`` is not of that form."""
+    match = _BASED_RE.match(compact(text))
+    if not match:
+        return None
+    digits, base = match.group(1), int(match.group(2) or match.group(3))
+    if not 2 <= base <= 36:
+        return None
+    try:
+        value: int | None = int(digits, base)
+    except ValueError:
+        value = None
+    return digits.upper(), base, value
+
+
+def _based_equal(gold: str, pred: str) -> bool | None:
+    """Numbers with a base subscript compare in their base (``52_8`` is not ``52_7``; sympy would drop
+    the subscripts). Against a numeral without a subscript the digits must be the same (the model
+    wrote the number in the base asked for). None when neither side has a base."""
+    gb, pb = based_number(gold), based_number(pred)
+    if gb is None and pb is None:
+        return None
+    if gb is not None and pb is not None:
+        if gb[2] is None or pb[2] is None:
+            return gb[:2] == pb[:2]
+        return gb[2] == pb[2]
+    based, other = (gb, compact(pred)) if gb is not None else (pb, compact(gold))
+    assert based is not None
+    return bool(re.fullmatch(r"[0-9A-Za-z]+", other)) and other.upper() == based[0]
+
 
 def _casefold_key(text: str) -> str:
     key = compact(text).casefold()
@@ -177,11 +169,15 @@ def _casefold_key(text: str) -> str:
 
 
 def fast_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
-    """The in-process atom comparison: decides identical texts, infinities and plain numbers; raises
-    :class:`Undecided` for anything that needs sympy."""
+    """The in-process atom comparison: decides identical texts, infinities, numbers with a base and
+    plain numbers; raises :class:`Undecided` for anything that needs sympy."""
     g, p = compact(gold), compact(pred)
     if g == p:
         return True
+    if not relation:
+        based = _based_equal(g, p)
+        if based is not None:
+            return based
     if g in _INFINITIES or p in _INFINITIES:
         if g in _INFINITIES and p in _INFINITIES:
             return _INFINITIES[g] == _INFINITIES[p]
@@ -197,7 +193,11 @@ def fast_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
     raise Undecided
 
 
-def _match_unordered(golds: Sequence[Shape], preds: Sequence[Shape], atom_equal: AtomEqual) -> bool:
+# ---------------------------------------------------------------------------------------------------
+# Shapes
+
+
+def _match_unordered(golds: Sequence[Shape], preds: Sequence[Shape], cmp: Comparator) -> bool:
     """Multiset matching. Equality of answers is an equivalence relation, so greedy matching is exact.
     A pair the comparator cannot decide makes the whole match undecided, unless a decided match is
     found for that gold item first."""
@@ -208,7 +208,7 @@ def _match_unordered(golds: Sequence[Shape], preds: Sequence[Shape], atom_equal:
         undecided = False
         for k in free:
             try:
-                if shapes_equal(gold, preds[k], atom_equal):
+                if shapes_equal(gold, preds[k], cmp):
                     free.remove(k)
                     break
             except Undecided:
@@ -220,13 +220,13 @@ def _match_unordered(golds: Sequence[Shape], preds: Sequence[Shape], atom_equal:
     return True
 
 
-def _match_ordered(golds: Sequence[Shape], preds: Sequence[Shape], atom_equal: AtomEqual) -> bool:
+def _match_ordered(golds: Sequence[Shape], preds: Sequence[Shape], cmp: Comparator) -> bool:
     if len(golds) != len(preds):
         return False
     undecided = False
     for gold, pred in zip(golds, preds, strict=True):
         try:
-            if not shapes_equal(gold, pred, atom_equal):
+            if not shapes_equal(gold, pred, cmp):
                 return False
         except Undecided:
             undecided = True  # keep looking: a decided mismatch elsewhere settles it
@@ -235,11 +235,11 @@ def _match_ordered(golds: Sequence[Shape], preds: Sequence[Shape], atom_equal: A
     return True
 
 
-def _all_equal(gold: Shape, preds: Sequence[Shape], atom_equal: AtomEqual) -> bool:
+def _all_equal(gold: Shape, preds: Sequence[Shape], cmp: Comparator) -> bool:
     undecided = False
     for pred in preds:
         try:
-            if not shapes_equal(gold, pred, atom_equal):
+            if not shapes_equal(gold, pred, cmp):
                 return False
         except Undecided:
             undecided = True
@@ -251,7 +251,7 @@ def _all_equal(gold: Shape, preds: Sequence[Shape], atom_equal: AtomEqual) -> bo
 def _interval_ends(shape: Shape) -> tuple[bool, Atom, Atom, bool] | None:
     if isinstance(shape, Interval):
         return shape.left_closed, shape.lo, shape.hi, shape.right_closed
-    if isinstance(shape, Seq) and shape.kind == "tuple" and len(shape.items) == 2:
+    if isinstance(shape, Seq) and shape.kind == "tuple" and len(shape.items) == 2 and shape.names is None:
         lo, hi = shape.items
         if isinstance(lo, Atom) and isinstance(hi, Atom):
             return False, lo, hi, False  # (a, b): an open interval or a point, same ends either way
@@ -266,6 +266,29 @@ def _vector(shape: Shape) -> tuple[Shape, ...] | None:
     return None
 
 
+def _set_like(shape: Shape) -> bool:
+    """An interval, a union, or a list of intervals ("x < -1 or x > 2"): what an inequality describes."""
+    if isinstance(shape, Interval | Union):
+        return True
+    return isinstance(shape, Seq) and shape.kind == "list" and all(isinstance(i, Interval) for i in shape.items)
+
+
+def _as_interval(shape: Shape) -> Shape:
+    if _set_like(shape):
+        return shape
+    ends = _interval_ends(shape)
+    assert ends is not None
+    return Interval(*ends)
+
+
+def _union_parts(shape: Shape) -> tuple[Shape, ...]:
+    if isinstance(shape, Union):
+        return shape.parts
+    if isinstance(shape, Seq) and shape.kind == "list" and all(isinstance(i, Interval) for i in shape.items):
+        return shape.items
+    return (shape,)
+
+
 def _equation_text(shape: Equation) -> str:
     return f"{shape.lhs}={_shape_text(shape.rhs)}"
 
@@ -278,26 +301,42 @@ def _shape_text(shape: Shape) -> str:
     raise Undecided
 
 
-def shapes_equal(gold: Shape, pred: Shape, atom_equal: AtomEqual) -> bool:
-    """Compare two shapes with ``atom_equal`` for the atoms (see the module docstring for the rules:
+def _by_name(gold: Seq, pred: Seq) -> tuple[tuple[Shape, ...], tuple[Shape, ...]] | None:
+    """Two tuples of assignments naming the same unknowns: their values paired by name."""
+    if gold.names is None or pred.names is None or len(gold.names) != len(pred.names):
+        return None
+    pred_by_name = {n.casefold(): item for n, item in zip(pred.names, pred.items, strict=True)}
+    if set(pred_by_name) != {n.casefold() for n in gold.names}:
+        return None
+    return gold.items, tuple(pred_by_name[n.casefold()] for n in gold.names)
+
+
+def shapes_equal(gold: Shape, pred: Shape, cmp: Comparator = FAST) -> bool:
+    """Compare two shapes with ``cmp`` for the leaves (see the module docstring for the rules:
     tuples ordered, sets and bare lists unordered multisets, interval ends and their closedness,
-    matrices by entries, assignments ``x = v`` by their value)."""
+    matrices by entries, assignments ``x = v`` by their value, tuples of assignments by name)."""
     # Assignments: "x = 5" against "5" compares the value; two assignments need the same name.
     if isinstance(gold, Equation) and isinstance(pred, Equation):
         if gold.lhs.casefold() == pred.lhs.casefold():
-            return shapes_equal(gold.rhs, pred.rhs, atom_equal)
-        return atom_equal(_equation_text(gold), _equation_text(pred), True)
+            return shapes_equal(gold.rhs, pred.rhs, cmp)
+        return cmp.relation(_equation_text(gold), _equation_text(pred))
     if isinstance(gold, Equation):
         if isinstance(pred, Relation):
-            return atom_equal(_equation_text(gold), pred.text, True)
-        return shapes_equal(gold.rhs, pred, atom_equal)
+            return cmp.relation(_equation_text(gold), pred.text)
+        return shapes_equal(gold.rhs, pred, cmp)
     if isinstance(pred, Equation):
         if isinstance(gold, Relation):
-            return atom_equal(gold.text, _equation_text(pred), True)
-        return shapes_equal(gold, pred.rhs, atom_equal)
+            return cmp.relation(gold.text, _equation_text(pred))
+        return shapes_equal(gold, pred.rhs, cmp)
     if isinstance(gold, Relation) or isinstance(pred, Relation):
         if isinstance(gold, Relation) and isinstance(pred, Relation):
-            return atom_equal(gold.text, pred.text, True)
+            return cmp.relation(gold.text, pred.text)
+        # An inequality against the interval or union it describes ("-x > -1" and "(-oo, 1)"; a
+        # pair "(a, b)" is the open interval here).
+        if isinstance(gold, Relation) and (_set_like(pred) or _interval_ends(pred)):
+            return cmp.solution_set(gold.text, _as_interval(pred), True)
+        if isinstance(pred, Relation) and (_set_like(gold) or _interval_ends(gold)):
+            return cmp.solution_set(pred.text, _as_interval(gold), False)
         return False
     # Words and choice letters: compared as words (an atom that spells the same word matches).
     if isinstance(gold, Text) or isinstance(pred, Text):
@@ -305,42 +344,56 @@ def shapes_equal(gold: Shape, pred: Shape, atom_equal: AtomEqual) -> bool:
             return bool(_casefold_key(gold.text)) and _casefold_key(gold.text) == _casefold_key(pred.text)
         return False
     if isinstance(gold, Atom) and isinstance(pred, Atom):
-        return atom_equal(gold.text, pred.text, False)
+        return cmp.atom(gold.text, pred.text)
+    # A ratio (11:21) is only ever another ratio, compared term by term.
+    if (isinstance(gold, Seq) and gold.kind == "ratio") or (isinstance(pred, Seq) and pred.kind == "ratio"):
+        if not (isinstance(gold, Seq) and isinstance(pred, Seq) and gold.kind == pred.kind == "ratio"):
+            return False
+        paired = _by_name(gold, pred)
+        if paired is not None:
+            return _match_ordered(paired[0], paired[1], cmp)
+        return _match_ordered(gold.items, pred.items, cmp)
     # One answer restated in several forms ("\\boxed{15\\frac{39}{40}} or \\boxed{\\frac{639}{40}}"):
     # a list whose every item equals a single gold. Hedging between values ("7 or 4") stays unequal.
     if isinstance(pred, Seq) and pred.kind == "list" and len(pred.items) > 1 and not isinstance(gold, Seq):
-        return _all_equal(gold, pred.items, atom_equal)
+        if isinstance(gold, Union) and _set_like(pred):
+            return _match_unordered(gold.parts, pred.items, cmp)  # "x < -1 or x > 2"
+        return _all_equal(gold, pred.items, cmp)
+    if isinstance(gold, Seq) and gold.kind == "list" and isinstance(pred, Union) and _set_like(gold):
+        return _match_unordered(gold.items, pred.parts, cmp)
     # A one-element list or set is its element ("x = 5" in a list of one, {5} against 5).
     if isinstance(gold, Seq) and len(gold.items) == 1 and not isinstance(pred, Seq):
-        return shapes_equal(gold.items[0], pred, atom_equal)
+        return shapes_equal(gold.items[0], pred, cmp)
     if isinstance(pred, Seq) and len(pred.items) == 1 and not isinstance(gold, Seq):
-        return shapes_equal(gold, pred.items[0], atom_equal)
+        return shapes_equal(gold, pred.items[0], cmp)
     if isinstance(gold, Seq) and isinstance(pred, Seq):
         if gold.kind == "tuple" or pred.kind == "tuple":
             if {gold.kind, pred.kind} == {"tuple", "set"}:
                 return False  # a set is not a point
-            return _match_ordered(gold.items, pred.items, atom_equal)
-        return _match_unordered(gold.items, pred.items, atom_equal)
+            paired = _by_name(gold, pred)
+            if paired is not None:
+                return _match_ordered(paired[0], paired[1], cmp)  # p=5, q=2 against q=2, p=5
+            return _match_ordered(gold.items, pred.items, cmp)
+        return _match_unordered(gold.items, pred.items, cmp)
     gold_iv, pred_iv = _interval_ends(gold), _interval_ends(pred)
     if gold_iv and pred_iv and (isinstance(gold, Interval) or isinstance(pred, Interval)):
         if gold_iv[0] != pred_iv[0] or gold_iv[3] != pred_iv[3]:
             return False
-        return _match_ordered((gold_iv[1], gold_iv[2]), (pred_iv[1], pred_iv[2]), atom_equal)
+        return _match_ordered((gold_iv[1], gold_iv[2]), (pred_iv[1], pred_iv[2]), cmp)
     if isinstance(gold, Union) or isinstance(pred, Union):
-        gold_parts = gold.parts if isinstance(gold, Union) else (gold,)
-        pred_parts = pred.parts if isinstance(pred, Union) else (pred,)
+        gold_parts, pred_parts = _union_parts(gold), _union_parts(pred)
         if len(gold_parts) == 1 and len(pred_parts) == 1:
             return False
-        return _match_unordered(gold_parts, pred_parts, atom_equal)
+        return _match_unordered(gold_parts, pred_parts, cmp)
     if isinstance(gold, Matrix) and isinstance(pred, Matrix):
         if len(gold.rows) != len(pred.rows) or len(gold.rows[0]) != len(pred.rows[0]):
             return False
         flat_gold = [a for row in gold.rows for a in row]
         flat_pred = [a for row in pred.rows for a in row]
-        return _match_ordered(flat_gold, flat_pred, atom_equal)
+        return _match_ordered(flat_gold, flat_pred, cmp)
     gold_vec, pred_vec = _vector(gold), _vector(pred)
     if gold_vec is not None and pred_vec is not None:
-        return _match_ordered(gold_vec, pred_vec, atom_equal)  # column vector against a tuple
+        return _match_ordered(gold_vec, pred_vec, cmp)  # column vector against a tuple
     return False
 
 
@@ -354,6 +407,11 @@ def _as_golds(gold: str | Sequence[str] | float | int) -> tuple[str, ...]:
     if isinstance(gold, float | int):
         return (str(int(gold)) if isinstance(gold, float) and gold.is_integer() else str(gold),)
     return tuple(_as_golds(g)[0] for g in gold)
+
+
+# "2,75" against a single numeric gold: a decimal comma. Exactly three digits after the comma is a
+# thousands separator (1,500), and a comma followed by a space is a list (2, 75): neither is read so.
+_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
 
 
 def prepare(
@@ -388,8 +446,10 @@ def _prepare(
         return Comparison(True, "equal", "string")
     if max(len(pred), *map(len, golds)) > MAX_SYMPY_CHARS:
         return Comparison(False, "parse_error", f"answer longer than {MAX_SYMPY_CHARS} characters")
+    if len(golds) == 1 and _DECIMAL_COMMA_RE.match(pred) and parse_number(golds[0]) is not None:
+        pred = pred.replace(",", ".")
     try:
-        equal = shapes_equal(gold_shape(golds), parse_shape(pred), fast_atom_equal)
+        equal = shapes_equal(gold_shape(golds), parse_shape(pred), FAST)
     except Undecided:
         return golds, pred
     return Comparison(equal, "equal" if equal else "not_equal", "fast")
@@ -403,8 +463,6 @@ def compare_answers(
     step = prepare(gold, predicted, unit)
     if isinstance(step, Comparison):
         return step
-    from .timeout import run_sympy
-
     return run_sympy(step[0], step[1], timeout)
 
 

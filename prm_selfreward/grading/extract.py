@@ -1,8 +1,10 @@
 """Extraction: find the final answer in free text (a model's solution).
 
 Extraction never decides correctness; it returns the answer *text* and where it came from, and
-:mod:`~prm_selfreward.grading.equivalence` compares texts. Sources, tried in this order (``gsm8k`` puts
-``####`` first, see :mod:`~prm_selfreward.grading.benchmarks`):
+:mod:`~prm_selfreward.grading.equivalence` compares texts. First the text is cut at the first chat
+token that follows content (``<|im_end|>``, ``<|eot_id|>``, ``<|im_start|>user``, ``</s>``, ...):
+whatever a model writes after ending its turn is not its answer. Then the sources are tried in this
+order (``gsm8k`` puts ``####`` first, see :mod:`~prm_selfreward.grading.benchmarks`), first match wins:
 
 1. ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (real brace matching, nested braces,
    ``\\boxed 5`` without braces). Policy for several boxes: every box is collected in ``all_boxes``; the
@@ -11,23 +13,42 @@ Extraction never decides correctness; it returns the answer *text* and where it 
    ``2, 3``: several answers). A last ``\\boxed{`` that never closes (generation cut off) makes the
    result ``answer=None, truncated=True``: it never falls back to an earlier box or another source,
    because the answer the model was writing is unknown.
-2. ``minerva``: "Final Answer: The final answer is $X$. I hope it is correct."
+2. ``minerva``: "Final Answer: The final answer is $X$. I hope it is correct." (the lm-eval format).
 3. ``gsm8k``: the last ``#### N`` line.
-4. ``answer_is``: the last "the (final) answer is X" / "answer: X" (up to the end of the sentence;
-   the first ``$...$`` span inside it, when there is one).
-5. ``last_number``: the last number in the text, labelled as the fallback it is.
+4. ``answer_is``: the last "the (final) answer is X" / "answer: X" / "**Answer:** X", up to the end
+   of the sentence (periods inside math do not end it); a math span right after the marker is taken
+   whole, also on the next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``).
+5. ``math`` / ``bold``: whichever comes later in the text of the last math span (``$...$``,
+   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; spaces and single newlines inside are fine; a trailing run of
+   spans joined by "and"/"or"/commas is one answer) and the last bold ``**X**`` that looks like an
+   answer (it holds a digit, math or a choice letter; not a "Step n" heading).
+6. ``last_number``: the last number in the text, labelled as the fallback it is
+   (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
+
+Every finder is linear in the length of the text (hostile inputs are tested): markers are found by
+regexes without nested or unbounded backtracking, only the last :data:`MAX_MARKERS` markers are
+examined, and each within :data:`WINDOW` characters.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["boxed", "gsm8k", "answer_is", "minerva", "last_number", "none"]
+Source = Literal["boxed", "minerva", "gsm8k", "answer_is", "math", "bold", "last_number", "none"]
 
-#: Sources in the default order; :func:`extract_answer` takes another order as ``order``.
-DEFAULT_ORDER: tuple[Source, ...] = ("boxed", "minerva", "gsm8k", "answer_is", "last_number")
+#: Sources in the default order; :func:`extract_answer` takes another order as ``order``
+#: (``"math"`` stands for the later of the math-span and bold finders).
+DEFAULT_ORDER: tuple[Source, ...] = ("boxed", "minerva", "gsm8k", "answer_is", "math", "last_number")
+
+#: Characters after a marker that may hold its answer.
+WINDOW = 2000
+#: How many of the last markers of one kind are examined (an empty one is skipped for the one before).
+MAX_MARKERS = 20
+#: A math span or bold text longer than this is not a final answer.
+MAX_SPAN = 1000
 
 
 @dataclass
@@ -45,16 +66,6 @@ class Extraction:
     truncated: bool = False
 
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-
-
-@dataclass
-class _Box:
-    start: int  # index of the backslash
-    end: int  # index just after the closing brace (or the bare token)
-    content: str | None  # None: unclosed (truncated)
-
-
 def matching_brace(text: str, open_idx: int) -> int:
     """Index of the ``}`` closing the ``{`` at ``open_idx``, or -1 when it is never closed.
 
@@ -62,7 +73,8 @@ def matching_brace(text: str, open_idx: int) -> int:
     """
     depth = 0
     i = open_idx
-    while i < len(text):
+    n = len(text)
+    while i < n:
         ch = text[i]
         if ch == "\\":
             i += 2
@@ -77,32 +89,74 @@ def matching_brace(text: str, open_idx: int) -> int:
     return -1
 
 
+# ---------------------------------------------------------------------------------------------------
+# Chat tokens
+
+# <|im_end|>, <|eot_id|>, <|endoftext|>, <|start_header_id|>, <|user|>, </s>, <end_of_turn>, <eos>,
+# DeepSeek's <｜end▁of▁sentence｜>.
+_CHAT_TOKEN_RE = re.compile(
+    r"<\|[A-Za-z_][A-Za-z0-9_]{0,40}\|>|</s>|<(?:end|start)_of_turn>|<eos>|<\uff5c[^\uff5c<>\n]{1,40}\uff5c>"
+)
+
+
+def strip_chat_tail(text: str) -> str:
+    """``text`` up to the first chat token that follows non-blank content: everything after the model
+    ended its turn is dropped (a leading ``<|im_start|>assistant`` header is not content)."""
+    prev = 0
+    for match in _CHAT_TOKEN_RE.finditer(text):
+        segment = text[prev : match.start()].strip()
+        if segment and segment not in _ROLE_WORDS:
+            return text[: match.start()]
+        prev = match.end()
+    return text
+
+
+_ROLE_WORDS = {"assistant", "model", "Assistant"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Boxes
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_BARE_TOKEN_RE = re.compile(r"[^\s$]+")
+
+
+@dataclass
+class _Box:
+    start: int  # index of the backslash
+    end: int  # index just after the closing brace (or the bare token)
+    content: str | None  # None: unclosed (truncated)
+
+
 def _scan_boxes(text: str) -> list[_Box]:
     boxes: list[_Box] = []
     pos = 0
+    n = len(text)
     while True:
         match = _BOX_RE.search(text, pos)
         if match is None:
             return boxes
         i = match.end()
-        while i < len(text) and text[i] in " \t":
+        while i < n and text[i] in " \t":
             i += 1
-        if i >= len(text):
-            boxes.append(_Box(match.start(), len(text), None))
+        if i >= n:
+            boxes.append(_Box(match.start(), n, None))
             return boxes
         if text[i] == "{":
             j = matching_brace(text, i)
             if j == -1:
-                boxes.append(_Box(match.start(), len(text), None))
+                boxes.append(_Box(match.start(), n, None))
                 return boxes
             boxes.append(_Box(match.start(), j + 1, text[i + 1 : j]))
             pos = j + 1
             continue
         # \boxed 5 / \boxed -3.5 / \boxed\frac12: take the run of non-space characters up to a $ or
         # a sentence end; TeX would take one token, but models mean the whole number.
-        bare = re.match(r"[^\s$]+", text[i:])
+        bare = _BARE_TOKEN_RE.match(text, i)
         token = bare.group(0) if bare else ""
-        token = re.sub(r"[.,;:]+$", "", token)
+        if len(token) > MAX_SPAN:
+            token = ""
+        token = token.rstrip(".,;:")
         if token:
             boxes.append(_Box(match.start(), i + len(token), token))
         pos = i + max(len(token), 1)
@@ -114,8 +168,15 @@ def find_boxed(text: str) -> list[str]:
     return [box.content for box in _scan_boxes(text) if box.content is not None]
 
 
-# Text allowed between boxes of one multi-part answer: punctuation, spacing, math delimiters, and/or.
-_BOX_JOINER_RE = re.compile(r"^(?:[\s,;.$]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b)*$")
+# Text allowed between boxes (and math spans) of one multi-part answer: punctuation, spacing, math
+# delimiters, and/or.
+_JOINER_RE = re.compile(
+    r"(?:[\s,;.$]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b)*", re.IGNORECASE
+)
+
+
+def _is_joiner(text: str) -> bool:
+    return len(text) <= 40 and _JOINER_RE.fullmatch(text) is not None
 
 
 def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
@@ -128,74 +189,294 @@ def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
         return None, closed, True
     run = [last]
     for box in reversed(boxes[:-1]):
-        between = text[box.end : run[0].start]
-        if box.content is None or not _BOX_JOINER_RE.match(between):
+        between = text[box.end : run[-1].start]
+        if box.content is None or not _is_joiner(between):
             break
-        run.insert(0, box)
+        run.append(box)
+    run.reverse()
     parts = [b.content.strip() for b in run if b.content is not None and b.content.strip()]
     return (", ".join(parts) if parts else None), closed, False
 
 
-_MINERVA_RE = re.compile(
-    r"Final Answer:\s*The final answer is\s*(.+?)\s*\.?\s*I hope it is correct", re.IGNORECASE | re.DOTALL
-)
-_GSM8K_RE = re.compile(r"^[ \t]*####[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+# ---------------------------------------------------------------------------------------------------
+# Math spans: $...$, $$...$$, \(...\), \[...\]
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int  # the opener
+    end: int  # just after the closer
+    content: str
+
+
+# Delimiter tokens, left to right: \\ (a line break) and \$ (a literal dollar) are consumed so that
+# they are never read as delimiters.
+_DELIM_RE = re.compile(r"\\\\|\\\$|\\[()\[\]]|\$\$|\$")
+_CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
+_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+# A word of prose (3+ letters, not a LaTeX command) outside \text{...}.
+_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}(?![A-Za-z])")
+_TEXT_ARG_RE = re.compile(r"\\(?:text|mbox|mathrm|textbf|operatorname|begin|end)\s*\{[^{}]*\}")
+_MATH_WORDS = {"and", "or", "cm", "km", "mm", "sin", "cos", "tan", "log", "sqrt", "frac", "pi"}
+
+
+def _looks_like_prose(content: str) -> bool:
+    words = [w for w in _PROSE_RE.findall(_TEXT_ARG_RE.sub(" ", content)) if w.lower() not in _MATH_WORDS]
+    return len(words) >= 2
+
+
+def math_spans(text: str) -> list[_Span]:
+    """Every math span of ``text``, left to right, paired as TeX pairs them (an opener pairs with the
+    next closer of its kind), except that a span may not hold a blank line, and an inline ``$``
+    span whose closer is followed by a digit is currency (``$5 and $7``): such an opener is literal
+    text. Linear: closers are looked up by bisection in per-kind position lists."""
+    tokens = [(m.start(), m.group(0)) for m in _DELIM_RE.finditer(text)]
+    positions: dict[str, list[int]] = {}
+    for index, (_, tok) in enumerate(tokens):
+        positions.setdefault(tok, []).append(index)
+    blanks = [m.start() for m in _BLANK_LINE_RE.finditer(text)]
+    spans: list[_Span] = []
+    k = 0
+    while k < len(tokens):
+        pos, tok = tokens[k]
+        closer = _CLOSER.get(tok)
+        if closer is None:
+            k += 1
+            continue
+        later = positions.get(closer, [])
+        c = bisect.bisect_right(later, k)
+        if c == len(later):
+            k += 1
+            continue
+        close_index = later[c]
+        close_pos = tokens[close_index][0]
+        content_start = pos + len(tok)
+        b = bisect.bisect_right(blanks, pos)
+        blank_inside = b < len(blanks) and blanks[b] < close_pos
+        currency = tok == "$" and text[close_pos + 1 : close_pos + 2].isdigit()
+        if blank_inside or currency:
+            k += 1
+            continue
+        spans.append(_Span(pos, close_pos + len(closer), text[content_start:close_pos]))
+        k = close_index + 1
+    return spans
+
+
+def _span_run(text: str, spans: list[_Span], last: int) -> str | None:
+    """The content of ``spans[last]`` joined with the spans before it that are separated from it only
+    by joiners ("$x=1$ and $x=2$"), or None when the last span is not an answer."""
+    span = spans[last]
+    content = span.content.strip()
+    if not content or len(content) > MAX_SPAN or _looks_like_prose(content):
+        return None
+    parts = [content]
+    for earlier in reversed(spans[max(0, last - 20) : last]):
+        between = text[earlier.end : span.start]
+        body = earlier.content.strip()
+        if not _is_joiner(between) or "." in between or not body or _looks_like_prose(body):
+            break
+        parts.append(body)
+        span = earlier
+    return ", ".join(reversed(parts))
+
+
+def _last_math(text: str) -> tuple[int, str] | None:
+    spans = math_spans(text)
+    for index in range(len(spans) - 1, max(-1, len(spans) - 1 - MAX_MARKERS), -1):
+        value = _span_run(text, spans, index)
+        if value:
+            return spans[index].start, value
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bold: **X**
+
+_BOLD_NOT_ANSWER_RE = re.compile(r"^(?:step\s*\d|answer\b|final\s+answer\b|solution\b)|:$", re.IGNORECASE)
+_CHOICE_ONLY_RE = re.compile(r"^\(?[A-E]\)?$")
+
+
+def _last_bold(text: str) -> tuple[int, str] | None:
+    marks = []
+    pos = text.find("**")
+    while pos != -1:
+        marks.append(pos)
+        pos = text.find("**", pos + 2)
+    found = 0
+    k = len(marks) - 1
+    while k >= 1 and found < MAX_MARKERS:
+        open_pos, close_pos = marks[k - 1], marks[k]
+        content = text[open_pos + 2 : close_pos]
+        k -= 1
+        if "\n" in content or not content.strip() or len(content) > MAX_SPAN:
+            continue
+        k -= 1  # a pair: the next candidate ends before its opener
+        found += 1
+        value = content.strip().rstrip(".").strip()
+        if _BOLD_NOT_ANSWER_RE.search(value):
+            continue
+        if re.search(r"[\d\\$]", value) or _CHOICE_ONLY_RE.match(value):
+            return open_pos, value
+    return None
+
+
+def _math_or_bold(text: str) -> tuple[str, Source] | None:
+    math = _last_math(text)
+    bold = _last_bold(text)
+    if math and (not bold or math[0] > bold[0]):
+        return math[1], "math"
+    if bold:
+        return bold[1], "bold"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markers: Minerva, ####, "the answer is"
+
+_MINERVA_RE = re.compile(r"Final Answer:\s{0,20}The final answer is", re.IGNORECASE)
+_HOPE_RE = re.compile(r"\.?\s*I hope it is correct", re.IGNORECASE)
+_GSM8K_RE = re.compile(r"^[ \t]*####(.*)$", re.MULTILINE)
 _ANSWER_IS_RE = re.compile(
-    r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*:?\s*(?:equal\s+to\s+|that\s+)?", re.IGNORECASE
-)
-# $...$ spans; an escaped dollar (\$5) is text inside a span, not its end.
-_DOLLAR_SPAN_RE = re.compile(
-    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$((?:\\\$|[^$])+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL
+    r"\banswers?\b(?:\*\*)?[ \t]*(?:is\b|are\b|:|=)(?:[ \t]*\*\*)?[ \t]*:?(?:\*\*)?"
+    r"(?:[ \t]*(?:equal[ \t]+to|that|therefore|thus|then|simply)\b)?",
+    re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
-_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|(?<![\w.])-?\.\d+")
+_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+")
+_MARKDOWN_EDGE_RE = re.compile(r"^(?:\*\*|__)\s*|\s*(?:\*\*|__)$")
 
 
-def _strip_math_span(text: str) -> str:
-    span = _DOLLAR_SPAN_RE.search(text)
-    if span:
-        return next(g for g in span.groups() if g is not None).strip()
-    return text.strip()
+def _clean_value(value: str) -> str:
+    value = value.strip()
+    for _ in range(3):
+        value = _MARKDOWN_EDGE_RE.sub("", value).strip().rstrip(".").strip()
+    return value
+
+
+def _leading_span(tail: str) -> tuple[str, int] | None:
+    """A math span opening ``tail`` (after whitespace): ``(content, end)``, or None. An inline ``$``
+    span holding a newline or a sentence end is currency ("$18. She earns $5 more"), not math."""
+    start = len(tail) - len(tail.lstrip())
+    for opener, closer in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
+        if not tail.startswith(opener, start):
+            continue
+        close = start + len(opener)
+        while True:
+            close = tail.find(closer, close)
+            if close == -1 or opener != "$" or tail[close - 1] != "\\":
+                break
+            close += 1  # \$ inside a span is a literal dollar
+        if close == -1:
+            return None
+        content = tail[start + len(opener) : close]
+        if opener == "$" and ("\n" in content or re.search(r"\.\s", content)):
+            return None
+        return content, close + len(closer)
+    return None
+
+
+def _sentence(tail: str) -> str:
+    """``tail`` up to the end of its sentence, math spans skipped (their periods do not count)."""
+    spans = math_spans(tail)
+    starts = [s.start for s in spans]
+    pos = 0
+    while True:
+        end = _SENTENCE_END_RE.search(tail, pos)
+        if end is None:
+            return tail
+        k = bisect.bisect_left(starts, end.start()) - 1  # the last span opening before the end
+        if k < 0 or spans[k].end <= end.start():
+            return tail[: end.start()]
+        pos = spans[k].end
+
+
+def _value_after(tail: str) -> str | None:
+    """The answer that follows a marker: a leading math span whole, else the rest of the sentence
+    (its math spans joined when only joiners separate them, else the first span)."""
+    lead = _leading_span(tail)
+    if lead is not None:
+        content, end = lead
+        rest = tail[end:]
+        more = _sentence(rest)
+        spans = math_spans(more)
+        parts = [content.strip()]
+        cursor = 0
+        for span in spans:
+            if not _is_joiner(more[cursor : span.start]) or not span.content.strip():
+                break
+            parts.append(span.content.strip())
+            cursor = span.end
+        value = ", ".join(p for p in parts if p) if len(parts) > 1 else content
+        return _clean_value(value) or None
+    sentence = _sentence(tail.lstrip())
+    spans = math_spans(sentence)
+    if spans:
+        outside = sentence[: spans[0].start] + "".join(
+            sentence[a.end : b.start] for a, b in zip(spans, spans[1:], strict=False)
+        ) + sentence[spans[-1].end :]
+        if _is_joiner(outside) or not outside.strip():
+            value = ", ".join(s.content.strip() for s in spans if s.content.strip())
+        elif _CURRENCY_ONLY_RE.match(sentence):
+            value = sentence
+        else:
+            value = spans[0].content
+        return _clean_value(value) or None
+    return _clean_value(sentence) or None
+
+
+_CURRENCY_ONLY_RE = re.compile(r"^\s*\$\s*\d")
 
 
 def _minerva(text: str) -> str | None:
-    found = _MINERVA_RE.findall(text)
-    if not found:
-        return None
-    return _strip_math_span(found[-1]) or None
+    markers = list(_MINERVA_RE.finditer(text))
+    for match in reversed(markers[-MAX_MARKERS:]):
+        window = text[match.end() : match.end() + WINDOW]
+        hope = _HOPE_RE.search(window)
+        body = window[: hope.start()] if hope else _sentence(window)
+        lead = _leading_span(body)
+        value = _clean_value(lead[0] if lead else body)
+        if value:
+            return value
+    return None
 
 
 def _gsm8k(text: str) -> str | None:
     found = _GSM8K_RE.findall(text)
-    if not found:
-        return None
-    value = found[-1].strip().rstrip(".").strip()
-    return value or None
+    for line in reversed(found[-MAX_MARKERS:]):
+        value = line.strip()[:WINDOW].rstrip(".").strip()
+        if value:
+            return value
+    return None
 
 
 def _answer_is(text: str) -> str | None:
-    found = list(_ANSWER_IS_RE.finditer(text))
-    for match in reversed(found):  # the last marker: "the answer is 3, no wait, the answer is 4"
-        line_end = text.find("\n", match.end())
-        tail = text[match.end() : line_end if line_end >= 0 else len(text)]
-        span = _DOLLAR_SPAN_RE.match(tail.lstrip())
-        content = next(g for g in span.groups() if g is not None) if span else ""
-        # "the answer is $...$": the whole math span, even if it holds a period; but a currency sign
-        # ("the answer is $18. She earns $5 more") must not open a span across sentences.
-        if span and "\n" not in content and not re.search(r"\.\s", content):
-            value = content.strip()
-        else:
-            end = _SENTENCE_END_RE.search(tail)
-            value = _strip_math_span(tail[: end.start()] if end else tail)
-        value = value.strip().rstrip(".").strip()
+    markers = list(_ANSWER_IS_RE.finditer(text))
+    # The last marker: "the answer is 3, no wait, the answer is 4".
+    for match in reversed(markers[-MAX_MARKERS:]):
+        tail = text[match.end() : match.end() + WINDOW]
+        value = _value_after(tail)
         if value:
             return value
     return None
 
 
 def _last_number(text: str) -> str | None:
-    found = _NUMBER_RE.findall(text)
-    return found[-1].replace(",", "").replace(" ", "") if found else None
+    # Only the end of the text matters (a number is never longer than the window; the window is
+    # widened to the start of a number it would cut).
+    start = max(0, len(text) - WINDOW)
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",."):
+        start -= 1
+    tail = _THOUSANDS_RE.sub(r"\1", text[start:])
+    found = _NUMBER_RE.findall(tail)
+    if not found and start > 0:
+        found = _NUMBER_RE.findall(_THOUSANDS_RE.sub(r"\1", text))
+    return found[-1].replace(",", "").replace(" ", "").replace("\t", "") if found else None
+
+
+_THOUSANDS_RE = re.compile(r"(\d)(?:\{,\}|,\\!|\\,|\\!)(?=\d{3}(?!\d))")
+
+
+# ---------------------------------------------------------------------------------------------------
 
 
 def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) -> Extraction:
@@ -207,6 +488,7 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
     """
     if not text:
         return Extraction(None, "none")
+    text = strip_chat_tail(text)
     boxed = _boxed(text)
     all_boxes = boxed[1] if boxed else []
     for source in order:
@@ -218,6 +500,11 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
                 return Extraction(None, "none", all_boxes, truncated=True)
             if answer is not None:
                 return Extraction(answer, "boxed", all_boxes)
+            continue
+        if source in ("math", "bold"):
+            found = _math_or_bold(text)
+            if found:
+                return Extraction(found[0], found[1], all_boxes)
             continue
         finder = {"minerva": _minerva, "gsm8k": _gsm8k, "answer_is": _answer_is, "last_number": _last_number}
         value = finder[source](text)

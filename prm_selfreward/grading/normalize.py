@@ -53,10 +53,13 @@ class Text:
 
 @dataclass(frozen=True)
 class Seq:
-    """``tuple``: ordered (points, vectors); ``set`` and ``list`` (bare commas): unordered multisets."""
+    """``tuple``: ordered (points, vectors); ``ratio`` (``11:21``): ordered, equal only to a ratio;
+    ``set`` and ``list`` (bare commas): unordered multisets."""
 
     kind: str
     items: tuple[Shape, ...]
+    #: For a tuple of assignments (``p=5, q=2``, ``(p,q)=(5,2)``): the names, in order.
+    names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,30 @@ _UNICODE = {
     "\u222a": r"\cup ",
     "\u2229": r"\cap ",
     "\u2208": r"\in ",
+    "\u2a7d": r"\le ",
+    "\u2a7e": r"\ge ",
+    "\u2026": r"\ldots ",
+    "\u00b2": "^2",
+    "\u00b3": "^3",
+    "\u20ac": " ",  # currency signs are units: EUR, GBP, JPY/CNY, INR
+    "\u00a3": " ",
+    "\u00a5": " ",
+    "\u20b9": " ",
     "\u00a0": " ",
+    "\u2002": " ",
+    "\u2003": " ",
+    "\u2004": " ",
+    "\u2005": " ",
+    "\u2006": " ",
+    "\u2007": " ",
+    "\u2008": " ",
     "\u2009": " ",
+    "\u200a": " ",
     "\u202f": " ",
+    "\u205f": " ",
+    "\u3000": " ",
+    "\u200b": "",
+    "\ufeff": "",
     "\uff0c": ",",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
@@ -142,6 +166,10 @@ _PERCENT_RE = re.compile(r"\\%|%|\s*\\text\{\s*percent\s*\}|\s+percent\b")
 _TEXT_CMD_RE = re.compile(
     r"\\(?:textbf|textit|textrm|textsf|texttt|textnormal|mbox|hbox|mathrm|mathit|text)\s*\{"
 )
+_CHOICE_VALUE_RE = re.compile(
+    r"^(?:(?i:option|choice|answer)\s*)?\(\s*([A-E])\s*\)\s+\S.*$|^(?i:option|choice)\s*\(?\s*([A-E])\s*\)?$",
+    re.DOTALL,
+)
 _CHOICE_RE = re.compile(r"^\(?\s*(?:\\text\{\s*\(?\s*([A-Ea-e])\s*\)?\s*\}|([A-E]))\s*\)?$")
 # Known units, stripped from the end even when glued to the number (22.1cm^2); single letters only
 # after a space (2m is 2*m, "2 m" is two metres).
@@ -159,6 +187,22 @@ _MATH_WORDS = {"pi", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "i", "e", 
 _AND_OR_RE = re.compile(
     r"\s*\\text\{\s*(?:and|or|,)\s*\}\s*|\s+(?:and|or)\s+|\s*\\(?:quad|qquad)\s*(?:and|or)?\s*"
 )
+# Relations in any spelling become one: \le \ge \neq < > (ASCII != only with a space around it:
+# "n!=120" is a factorial).
+_RELATION_ALIASES = {
+    "leqslant": "\\le ", "leqq": "\\le ", "leq": "\\le ", "le": "\\le ",
+    "geqslant": "\\ge ", "geqq": "\\ge ", "geq": "\\ge ", "ge": "\\ge ",
+    "neq": "\\neq ", "ne": "\\neq ", "lt": "<", "gt": ">", "ngtr": "\\le ", "nless": "\\ge ",
+    " != ": " \\neq ", "\\not=": "\\neq ", "\\not =": "\\neq ", "=<": "\\le ", "=>": "\\ge ",
+}
+_RELATION_ALIAS_RE = re.compile(
+    r"\\(leqslant|leqq|leq|le|geqslant|geqq|geq|ge|neq|ne|lt|gt|ngtr|nless)(?![A-Za-z])"
+    r"| != |\\not ?=|(?<![<>=!])=<|(?<![<>=])=>"
+)
+_CURRENCY_CMD_RE = re.compile(r"\\(?:euro|texteuro|pounds|textsterling|yen|textyen)(?![A-Za-z])|\bUSD\b|\bEUR\b|\bRs\.?(?=\s*\d)")
+# {,} is the LaTeX idiom for a comma inside a number: before three digits a thousands separator
+# (handled above), before any other count of digits a decimal comma (3{,}14).
+_DECIMAL_COMMA_RE = re.compile(r"(\d)\{,\}(\d+)")
 _BRACELESS_RE = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
 _WS_RE = re.compile(r"\s+")
 
@@ -305,8 +349,10 @@ def _basic(text: str) -> str:
     text = _FRAC_ALIAS_RE.sub(r"\\frac", text)
     text = _BINOM_ALIAS_RE.sub(r"\\binom", text)
     text = text.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}").replace("\\emptyset", "\\{\\}")
-    text = text.replace("\\varnothing", "\\{\\}").replace("\\leqslant", "\\le").replace("\\geqslant", "\\ge")
-    text = text.replace("\\leq", "\\le").replace("\\geq", "\\ge").replace("\\ne ", "\\neq ")
+    text = text.replace("\\varnothing", "\\{\\}")
+    text = _RELATION_ALIAS_RE.sub(lambda m: _RELATION_ALIASES[m.group(1) or m.group(0)], text)
+    text = _CURRENCY_CMD_RE.sub(" ", text)
+    text = _DECIMAL_COMMA_RE.sub(r"\1.\2", text)
     text = text.replace("\\dots", "\\ldots").replace("\\cdots", "\\ldots")
     text = text.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <a, b> is the tuple (a, b)
     return text
@@ -430,7 +476,7 @@ _NAME_RE = re.compile(
 _NOT_NAMES = {"\\pi", "\\infty", "e", "i", "\\sqrt", "\\frac", "\\text", "\\ldots"}
 _INF_RE = re.compile(r"^[+-]?\\infty$|^[+-]?\\inf$|^[+-]?oo$")
 _REL_OPS = [
-    ("\\approx", "eq"),
+    ("\\approx", "approx"),
     ("\\le", "le"),
     ("\\ge", "ge"),
     ("\\neq", "ne"),
@@ -440,6 +486,15 @@ _REL_OPS = [
     (">", "gt"),
     ("=", "eq"),
 ]
+
+
+_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+
+
+def _is_constant(text: str) -> bool:
+    """No letters outside LaTeX commands (``2\sqrt{5}``, ``\frac{\pi}{2}``), and some digit or constant."""
+    bare = _COMMAND_RE.sub(" ", text)
+    return bool(text.strip()) and not re.search(r"[A-Za-z]", bare) and bool(re.search(r"[\d]|\\pi", text))
 
 
 def is_name(text: str) -> bool:
@@ -534,18 +589,33 @@ def _item(text: str, depth: int = 0) -> Shape:
     union = _split_top(text, ("\\cup",))
     if len(union) > 1:
         return Union(tuple(_item(p, depth) for p in union))
-    matrix = _matrix(text)
+    matrix = _matrix(_unbracket_matrix(text))
     if matrix is not None:
         return matrix
+    choice = _CHOICE_VALUE_RE.match(text)
+    if choice:  # "(C) 12", "Option C": the letter chosen
+        return Text((choice.group(1) or choice.group(2)).upper())
     operands, ops = _split_relations(text)
     if ops:
-        if all(op == "eq" for op in ops):
-            lhs = operands[0]
-            if is_name(lhs) and operands[-1]:
-                return Equation(compact(lhs), _item(operands[-1], depth), True)
+        if all(op in ("eq", "approx") for op in ops):
+            # x = 2\sqrt{5} \approx 4.47: the value is the last side before the first \approx.
+            exact = operands[: ops.index("approx") + 1] if "approx" in ops else operands
+            lhs, rhs = operands[0], exact[-1]
+            if is_name(lhs) and rhs and len(exact) > 1:
+                return Equation(compact(lhs), _item(rhs, depth), True)
+            named = _named_group(lhs, rhs, depth) if len(exact) > 1 else None
+            if named is not None:
+                return named
+            if rhs and all(_is_constant(o) for o in exact):
+                # A computation chain of constants ("\sqrt{20} = 2\sqrt{5}", "48 + 24 = 72"): its
+                # result is the last side. Chains with unknowns stay relations ("x + 1 = 5" is not 5).
+                return _item(rhs, depth)
             return Relation(text)
         interval = _interval_from_relations(operands, ops)
         return interval if interval is not None else Relation(text)
+    ratio = _split_top(text, (":",))
+    if len(ratio) > 1 and all(part.strip() for part in ratio):
+        return Seq("ratio", tuple(_item(part, depth) for part in ratio))
     member = re.match(r"^(.*?)\\in(?![A-Za-z])(.*)$", text)
     if member and is_name(member.group(1)):
         return _item(member.group(2), depth)
@@ -572,6 +642,9 @@ def _item(text: str, depth: int = 0) -> Shape:
             mixed = (text[0], text[-1]) != ("(", ")")
             if mixed or _is_infinite(lo) or _is_infinite(hi):
                 return Interval(text[0] == "[", Atom(lo), Atom(hi), text[-1] == "]")
+        if (text[0], text[-1]) not in (("(", ")"), ("[", "]")):
+            # [6,31,-1): neither a tuple nor an interval; only the same text is the same answer.
+            return Text(compact(text))
         return Seq("tuple", tuple(_item(p, depth) for p in parts))
     pm = _split_top(text, ("\\pm", "\\mp"))
     if len(pm) == 2:
@@ -589,14 +662,65 @@ def _item(text: str, depth: int = 0) -> Shape:
     return Atom(text)
 
 
+def _unbracket_matrix(text: str) -> str:
+    # \left[\begin{array}{cc} ... \end{array}\right] (the sizing commands are gone by now).
+    if text[:1] in "([" and text[-1:] in ")]" and "\\begin{" in text:
+        inner = text[1:-1].strip()
+        if inner.startswith("\\begin{") and inner.endswith("}") and _matrix(inner) is not None:
+            return inner
+    return text
+
+
+def _names_of(lhs: str) -> list[str] | None:
+    """``(p, q)``, ``p, q`` or ``V_1:V_2``: the names written on the left of an assignment, or None."""
+    lhs = lhs.strip()
+    if lhs[:1] in "([" and lhs[-1:] in ")]" and _closing_at_end(lhs):
+        lhs = lhs[1:-1]
+    for separator in (",", ":"):
+        parts = [p.strip() for p in _split_top(lhs, (separator,))]
+        if len(parts) > 1 and all(is_name(p) for p in parts):
+            return [compact(p) for p in parts]
+    return None
+
+
+def _named_group(lhs: str, rhs: str, depth: int) -> Seq | None:
+    """``(p,q)=(3,2)`` / ``V_1:V_2=11:21``: the values as a tuple (or ratio) carrying the names."""
+    names = _names_of(lhs)
+    if names is None or len({n.casefold() for n in names}) != len(names):
+        return None
+    value = _item(rhs, depth)
+    if isinstance(value, Seq) and value.kind in ("tuple", "ratio") and len(value.items) == len(names):
+        return Seq(value.kind, value.items, tuple(names))
+    return None
+
+
+def _assignment_tuple(shapes: list[Shape]) -> Seq | None:
+    """``p=5, q=2``: assignments to different names are one point, a tuple carrying the names."""
+    if len(shapes) < 2 or not all(isinstance(s, Equation) and s.name for s in shapes):
+        return None
+    names = tuple(s.lhs for s in shapes)  # type: ignore[union-attr]
+    if len({n.casefold() for n in names}) != len(names):
+        return None  # x=1, x=2: two values of one unknown, a list
+    return Seq("tuple", tuple(s.rhs for s in shapes), names)  # type: ignore[union-attr]
+
+
 @lru_cache(maxsize=65536)
 def parse_shape(text: str) -> Shape:
-    """The shape of a *normalised* answer (see :func:`normalize_answer`). Never raises."""
-    parts = _split_top(text, (",", ";"))
-    if len(parts) > 1:
-        items = tuple(_item(p) for p in parts if p.strip())
-        return items[0] if len(items) == 1 else Seq("list", items)
-    return _item(text)
+    """The shape of a *normalised* answer (see :func:`normalize_answer`). Never raises.
+
+    Top-level commas and semicolons make a list; a comma-separated run of assignments to different
+    names (``p=5, q=2``) is one tuple, so ``p=5,q=2; p=7,q=2`` is a list of two points."""
+    items: list[Shape] = []
+    for group in _split_top(text, (";",)):
+        shapes = [_item(p) for p in _split_top(group, (",",)) if p.strip()]
+        point = _assignment_tuple(shapes)
+        if point is not None:
+            items.append(point)
+        else:
+            items.extend(shapes)
+    if not items:
+        return _item(text)
+    return items[0] if len(items) == 1 else Seq("list", tuple(items))
 
 
 def gold_shape(golds: tuple[str, ...]) -> Shape:

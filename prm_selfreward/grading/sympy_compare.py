@@ -24,6 +24,7 @@ Atom comparisons, in order (the first that decides wins):
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from functools import lru_cache
@@ -33,8 +34,9 @@ import sympy
 from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from sympy.core.relational import Relational
 
-from .equivalence import REL_TOL, Undecided, fast_atom_equal, shapes_equal
-from .normalize import gold_shape, parse_shape
+from .equivalence import Comparator, Undecided, fast_atom_equal, shapes_equal
+from .normalize import Atom, Interval, Seq, Shape, Union, gold_shape, parse_shape
+from .numbers import REL_TOL
 
 _NORMALIZATION = NormalizationConfig(
     basic_latex=True, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
@@ -44,8 +46,26 @@ _EXACT_REJECT = sympy.Float("1e-12")
 _EXACT_ACCEPT = sympy.Float("1e-45")
 _POINT_TOL = sympy.Float("1e-10")
 
+#: Size cap, checked on the unevaluated parse before sympy evaluates anything: an answer whose exact
+#: value would need more bits than this (``10^{10^{10}}``, ``(2^{2^{30}})!``, ``x^{2^{30}}`` at a
+#: rational point) is refused with reason ``timeout``: it could not be decided within any time limit,
+#: and building it would exhaust the worker's memory first. 2^22 bits is a 1.26-million-digit number
+#: (``10^{-9000}``, ``2006!`` and the like are far below it).
+MAX_BITS = 2**22
+#: Bits assumed for a symbol or constant (the random points are rationals of about 22 bits).
+_SYMBOL_BITS = 32
+
+
+class TooLarge(Exception):
+    """An atom whose evaluation would build a number over :data:`MAX_BITS` bits."""
+
 
 class _ParseFailed:
+    def __init__(self, message: str):
+        self.message = message
+
+
+class _TooLargeParse:
     def __init__(self, message: str):
         self.message = message
 
@@ -59,13 +79,89 @@ class _State:
 _state = _State()
 
 
+def _log2_magnitude(expr: Any) -> float:
+    """An upper bound of ``log2 |expr|`` (symbols at the random points, below 3), without evaluating."""
+    if isinstance(expr, sympy.Rational):  # Integer too
+        return math.log2(abs(int(expr.p))) if expr.p else 0.0
+    if isinstance(expr, sympy.Float):
+        return math.log2(abs(float(expr))) if expr and math.isfinite(float(expr)) else 0.0
+    if isinstance(expr, sympy.Symbol | sympy.NumberSymbol) or expr is sympy.I:
+        return 1.6
+    if isinstance(expr, sympy.Pow):
+        exponent = _log2_magnitude(expr.exp)
+        return math.inf if exponent > 1000 else max(0.0, _log2_magnitude(expr.base)) * 2.0**exponent
+    if isinstance(expr, sympy.factorial | sympy.factorial2 | sympy.gamma | sympy.subfactorial):
+        n = _log2_magnitude(expr.args[0])
+        return math.inf if n > 1000 else (2.0**n) * max(1.0, n)
+    if isinstance(expr, sympy.Mul):
+        return sum(max(0.0, _log2_magnitude(a)) for a in expr.args)
+    if isinstance(expr, sympy.Basic) and expr.args:
+        return max(max(0.0, _log2_magnitude(a)) for a in expr.args) + len(expr.args)
+    return 1.0
+
+
+def _magnitude(expr: Any, memo: dict) -> float:
+    """An upper bound of ``|expr|`` (inf when it is astronomically large)."""
+    log2 = _log2_magnitude(expr)
+    return math.inf if log2 > 1000 else 2.0**log2
+
+
+def estimate_bits(expr: Any, memo: dict | None = None) -> float:
+    """An estimate (an upper bound in practice) of the bits the exact value of ``expr`` needs once
+    evaluated, read from the unevaluated tree without evaluating it: integers their length, powers
+    ``|exponent| x bits(base)``, factorials ``n log2 n``, everything else the sum of its parts."""
+    memo = {} if memo is None else memo
+    key = id(expr)
+    if key in memo:
+        return memo[key]
+    memo[key] = 0.0  # cycles are impossible in sympy trees, but be safe
+    if isinstance(expr, sympy.Integer):
+        bits = float(max(1, int(expr).bit_length()))
+    elif isinstance(expr, sympy.Rational):
+        bits = float(int(expr.p).bit_length() + int(expr.q).bit_length())
+    elif isinstance(expr, sympy.Float):
+        bits = float(expr._prec)
+    elif isinstance(expr, int):
+        bits = float(max(1, expr.bit_length()))
+    elif isinstance(expr, sympy.Pow):
+        base = estimate_bits(expr.base, memo)
+        exponent = _magnitude(expr.exp, memo)
+        bits = base * max(1.0, exponent) + estimate_bits(expr.exp, memo)
+    elif isinstance(expr, sympy.factorial | sympy.factorial2 | sympy.gamma | sympy.subfactorial):
+        n = _magnitude(expr.args[0], memo)
+        bits = n * max(1.0, math.log2(n)) if math.isfinite(n) and n > 1 else (math.inf if n > 1 else 1.0)
+        bits += estimate_bits(expr.args[0], memo)
+    elif isinstance(expr, sympy.binomial):
+        bits = _magnitude(expr.args[0], memo) + estimate_bits(expr.args[0], memo) + estimate_bits(expr.args[1], memo)
+    elif isinstance(expr, sympy.Symbol | sympy.NumberSymbol) or expr is sympy.I:
+        bits = float(_SYMBOL_BITS)
+    elif isinstance(expr, sympy.MatrixBase):
+        bits = sum(estimate_bits(e, memo) for e in expr)
+    elif isinstance(expr, sympy.Basic):
+        bits = sum((estimate_bits(a, memo) for a in expr.args), 1.0)
+    elif isinstance(expr, list | tuple):
+        bits = sum((estimate_bits(a, memo) for a in expr), 1.0)
+    else:
+        bits = 1.0
+    memo[key] = bits
+    return bits
+
+
 @lru_cache(maxsize=16384)
 def parse_latex(text: str) -> Any:
-    """The sympy object for an atom's LaTeX, or a :class:`_ParseFailed`. Cached per process."""
+    """The sympy object for an atom's LaTeX, a :class:`_ParseFailed`, or a :class:`_TooLargeParse`
+    (over :data:`MAX_BITS`). Cached per process; nothing is evaluated before the size check."""
     try:
         expr = latex2sympy(text, normalization_config=_NORMALIZATION)
     except Exception as exc:  # latex2sympy raises bare Exception on syntax errors
         return _ParseFailed(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+    try:
+        bits = estimate_bits(expr)
+    except RecursionError:
+        bits = math.inf
+    if bits > MAX_BITS:
+        size = "an astronomical number of" if not math.isfinite(bits) or bits > 1e15 else f"about {bits:.3g}"
+        return _TooLargeParse(f"refused before evaluation: {text[:60]!r} needs {size} bits (cap 2^22)")
     try:
         if isinstance(expr, sympy.Basic) and _I in expr.free_symbols:
             expr = expr.subs(_I, sympy.I)
@@ -211,27 +307,112 @@ def exprs_equal(a: Any, b: Any) -> bool:
     return bool(sympy.simplify(a - b) == 0)
 
 
+def _parsed(text: str) -> Any:
+    value = parse_latex(text)
+    if isinstance(value, _TooLargeParse):
+        raise TooLarge(value.message)
+    if isinstance(value, _ParseFailed):
+        _state.parse_failed = value.message
+        return None
+    return value
+
+
 def sympy_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
-    """Compare two atom texts (see the module docstring). Never raises :class:`Undecided`."""
+    """Compare two atom texts (see the module docstring). Never raises :class:`Undecided`; raises
+    :class:`TooLarge` for an answer over the size cap."""
     try:
         return fast_atom_equal(gold, pred, relation)
     except Undecided:
         pass
-    a, b = parse_latex(gold), parse_latex(pred)
-    for side in (a, b):
-        if isinstance(side, _ParseFailed):
-            _state.parse_failed = side.message
+    a, b = _parsed(gold), _parsed(pred)
+    if a is None or b is None:
+        return False
+    if exprs_equal(a, b):
+        return True
+    return relation and isinstance(a, Relational) and isinstance(b, Relational) and _same_solution_set(a, b)
+
+
+def _one_unknown(rel: Any) -> sympy.Symbol | None:
+    if not isinstance(rel, Relational) or isinstance(rel, sympy.Eq):
+        return None
+    symbols = rel.free_symbols
+    return next(iter(symbols)) if len(symbols) == 1 else None
+
+
+def _same_solution_set(a: Relational, b: Relational) -> bool:
+    """Two inequalities in the same one unknown with the same real solutions (``x^2 < 4`` and
+    ``|x| < 2``)."""
+    x, y = _one_unknown(a), _one_unknown(b)
+    if x is None or x != y:
+        return False
+    try:
+        return _sets_equal(sympy.solveset(a, x, sympy.S.Reals), sympy.solveset(b, x, sympy.S.Reals))
+    except Exception:
+        return False
+
+
+def _sets_equal(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    try:
+        return bool(sympy.Complement(a, b) == sympy.S.EmptySet and sympy.Complement(b, a) == sympy.S.EmptySet)
+    except Exception:
+        return False
+
+
+def _end(atom: Atom) -> Any:
+    value = _parsed(atom.text)
+    if value is None or not isinstance(value, sympy.Expr) or value.free_symbols:
+        raise ValueError(atom.text)
+    return value
+
+
+def _as_set(shape: Shape) -> Any:
+    """The real set an interval, a union of intervals or a list of intervals stands for."""
+    if isinstance(shape, Interval):
+        return sympy.Interval(_end(shape.lo), _end(shape.hi), not shape.left_closed, not shape.right_closed)
+    if isinstance(shape, Union) or (isinstance(shape, Seq) and shape.kind == "list"):
+        parts = shape.parts if isinstance(shape, Union) else shape.items
+        return sympy.Union(*(_as_set(p) for p in parts))
+    raise ValueError(type(shape).__name__)
+
+
+class SympyComparator(Comparator):
+    """Rung 3: atoms through latex2sympy2_extended and sympy."""
+
+    def atom(self, gold: str, pred: str) -> bool:
+        return sympy_atom_equal(gold, pred, False)
+
+    def relation(self, gold: str, pred: str) -> bool:
+        return sympy_atom_equal(gold, pred, True)
+
+    def solution_set(self, relation: str, shape: Shape, relation_is_gold: bool) -> bool:
+        rel = _parsed(relation)
+        x = _one_unknown(rel)
+        if x is None:
             return False
-    return exprs_equal(a, b)
+        try:
+            target = _as_set(shape)
+        except (ValueError, TypeError):
+            return False
+        try:
+            return _sets_equal(sympy.solveset(rel, x, sympy.S.Reals), target)
+        except Exception:
+            return False
+
+
+SYMPY = SympyComparator()
 
 
 def compare_normalized(golds: tuple[str, ...], pred: str) -> tuple[bool, str, str]:
     """The job a worker runs: ``(equal, reason, detail)`` for normalised gold(s) and prediction."""
     _state.parse_failed = None
     try:
-        equal = shapes_equal(gold_shape(golds), parse_shape(pred), sympy_atom_equal)
+        equal = shapes_equal(gold_shape(golds), parse_shape(pred), SYMPY)
     except Undecided:  # a shape pairing with no sympy meaning (an equation whose value is a list)
         equal = False
+    except TooLarge as exc:
+        return False, "timeout", str(exc)
     if equal:
         return True, "equal", "sympy"
     if _state.parse_failed:

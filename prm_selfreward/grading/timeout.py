@@ -24,7 +24,7 @@ background (the next job waits for it to be ready, outside its own deadline) and
 ``timeout``. Workers ask the kernel to kill them when the parent dies (``PR_SET_PDEATHSIG``; all
 workers are started from one long-lived thread because the kernel ties that signal to the starting
 thread), and cap their address space (:data:`WORKER_MEMORY_BYTES`) so a hostile input fails with
-``MemoryError`` rather than exhausting the machine.
+``MemoryError`` (reason ``memory``) rather than exhausting the machine.
 """
 
 from __future__ import annotations
@@ -41,10 +41,13 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .equivalence import Comparison
+from .result import Comparison
 
-#: Address-space cap of a worker (a sympy blow-up raises MemoryError in the worker instead).
-WORKER_MEMORY_BYTES = 4 * 1024**3
+#: Address-space cap of each worker (``RLIMIT_AS``; an idle worker maps about 65 MiB): a sympy
+#: blow-up raises MemoryError in the worker, reported with reason ``memory``, instead of taking the
+#: machine's memory. The size cap of :mod:`~prm_selfreward.grading.sympy_compare` refuses most such
+#: answers before they are evaluated; this is the backstop.
+WORKER_MEMORY_BYTES = 1024**3
 #: How long a (re)started worker may take to import sympy and become ready.
 STARTUP_TIMEOUT = 120.0
 #: Hard wall-clock cap of one comparison, as a multiple of its CPU-time limit.
@@ -122,7 +125,11 @@ class SympyWorker:
     """One worker process: :meth:`compare` runs a job with a hard deadline. Not thread-safe by
     itself; :class:`WorkerPool` hands a worker to one caller at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_bytes: int | None = None, max_bits: int | None = None) -> None:
+        """``memory_bytes``: the worker's address-space cap (default :data:`WORKER_MEMORY_BYTES`, 0 for
+        none); ``max_bits``: override of the sympy size cap (0 turns it off; for tests)."""
+        self.memory_bytes = WORKER_MEMORY_BYTES if memory_bytes is None else memory_bytes
+        self.max_bits = max_bits
         self._proc: subprocess.Popen | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
@@ -140,7 +147,8 @@ class SympyWorker:
             "prm_selfreward.grading._worker",
             str(to_child_r),
             str(to_parent_w),
-            str(WORKER_MEMORY_BYTES),
+            str(self.memory_bytes),
+            *([str(self.max_bits)] if self.max_bits is not None else []),
         ]
         try:
             self._proc = _SPAWNER.spawn(args, _worker_env(), (to_child_r, to_parent_w))
