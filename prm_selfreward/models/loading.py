@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+from .config import DTYPES
 from .embedded import EMBEDDED_NAME, embedded_model_dir
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ _OFFLINE_HINT = (
     "(one written by save_pretrained)"
 )
 
-DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def _is_hub_id(spec: str) -> bool:
