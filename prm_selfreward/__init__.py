@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # records
-    "Problem": "records", "StepPair": "records", "PreferencePair": "records", "Judgment": "records",
+    "Problem": "records", "StepPair": "records", "PreferencePair": "records",
     "EvalRecord": "records",
     # the answer checker
     "check": "grading", "check_batch": "grading", "answers_equal": "grading", "extract_answer": "grading",

@@ -116,7 +116,7 @@ def test_evaluate_writes_summary_for_several_benchmarks(tmp_path, data_dir):
 
 
 def test_eval_cli_end_to_end_and_errors(tmp_path, data_dir, monkeypatch, capsys):
-    import prm_selfreward.models.loading as loading
+    import prm_selfreward.models.config as loading
     from prm_selfreward.cli import main
 
     monkeypatch.setattr(loading, "load_generator", lambda spec, **kw: ScriptedGenerator(

@@ -41,7 +41,7 @@ def fake_loader(monkeypatch):
         calls.append((spec, backend, kwargs))
         return fake_generator()
 
-    monkeypatch.setattr("prm_selfreward.models.loading.load_generator", load)
+    monkeypatch.setattr("prm_selfreward.models.config.load_generator", load)
     return calls
 
 

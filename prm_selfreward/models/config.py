@@ -8,10 +8,12 @@ prefix-caching options by transformers), so one config serves both.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import option
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from .base import Generator
@@ -39,13 +41,33 @@ class ModelConfig:
     enforce_eager: bool = option(False, help="vLLM: skip CUDA graph capture (faster start, slower decoding).")
 
 
+def load_generator(spec: str | os.PathLike[str], backend: str = "hf", **kwargs: Any) -> Generator:
+    """A :class:`Generator` for model ``spec`` on ``backend`` (``"hf"``: transformers; ``"vllm"``).
+
+    ``kwargs`` go to :class:`~.hf.HFGenerator` or :class:`~.vllm.VLLMGenerator` (both take
+    ``batch_size``, ``dtype``, ``device``, ``seed``; ``tensor_parallel_size`` other than 1 is vLLM only).
+    """
+    if backend in ("hf", "transformers"):
+        from .hf import HFGenerator
+
+        tensor_parallel = kwargs.pop("tensor_parallel_size", 1)
+        if tensor_parallel not in (None, 1):
+            raise UserError(
+                f"tensor_parallel_size={tensor_parallel} needs the vllm backend; the hf backend runs one device"
+            )
+        return HFGenerator(spec, **kwargs)
+    if backend == "vllm":
+        from .vllm import VLLMGenerator
+
+        return VLLMGenerator(spec, **kwargs)
+    raise UserError(f"unknown model backend {backend!r}; choose 'hf' (transformers) or 'vllm'")
+
+
 def load_generator_from_config(config: ModelConfig, spec: str | None = None, seed: int | None = 0) -> Generator:
     """The :class:`Generator` for ``spec`` (default ``config.name``) with every option of ``config``.
 
     The one place a config becomes a backend: the loop, every command and the benchmarks call it.
     """
-    from .loading import load_generator
-
     spec = spec if spec is not None else config.name
     if config.backend == "vllm":
         from .vllm import VLLMConfig

@@ -18,23 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import ConfigError, option
+from ..devices import DEVICES, resolve_device  # noqa: F401  (re-exported)
 from .distributed import DistributedConfig, distributed_trl_kwargs, world_size
 
 logger = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; other values are checked and returned."""
-    if device not in DEVICES:
-        raise ConfigError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 def device_kwargs(device: str, bf16: bool | None = None, gradient_checkpointing: bool | None = None) -> dict[str, Any]:
     """TRL/transformers arguments for ``device`` (``"cpu"`` or ``"cuda"``).
