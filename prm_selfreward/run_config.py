@@ -105,9 +105,9 @@ def validate_run_config(config: RunConfig, data_for: list[str] | None = None) ->
     unknown = [b for b in config.eval.benchmarks if b not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"eval.benchmarks: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    unknown = [b for b in config.eval.limit if b not in config.eval.benchmarks]
+    unknown = [b for b in config.eval.limit if b not in BENCHMARKS]
     if unknown:
-        raise ConfigError(f"eval.limit: {', '.join(unknown)} not in eval.benchmarks")
+        raise ConfigError(f"eval.limit: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     for key, sources in (("train_sources", config.train_sources), ("seed_data.ift_sources", config.seed_data.ift_sources),
                          ("seed_data.eft_sources", config.seed_data.eft_sources)):
         unknown = [s for s in sources if s not in TRAIN_SOURCES]
