@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 import prm_selfreward.loop as loop
+import prm_selfreward.stages.run as S
 
 STAGES = ("problems", "search", "pairs", "train", "eval")
 
 
 def one_iteration(config: loop.RunConfig, run_dir: Path, with_eval: bool) -> dict[str, float]:
-    run = loop.Run(run_dir, config, log=lambda msg: None)
+    run = loop.RunContext(run_dir, config, log=lambda msg: None)
     # M1 is the base model here: mark the SFT stage as standing aside, as the loop does for an
     # iteration without pairs, so model_spec(1) resolves to the base model.
     run.manifest.stages[loop.train_stage_name(1)] = {
@@ -36,13 +37,13 @@ def one_iteration(config: loop.RunConfig, run_dir: Path, with_eval: bool) -> dic
     run.manifest.save()
     times: dict[str, float] = {}
     steps = [
-        ("problems", lambda: loop.sample_problems(run, 2)),
-        ("search", lambda: loop.search_steps(run, 2)),
-        ("pairs", lambda: loop.build_pairs(run, 2)),
-        ("train", lambda: loop.train_dpo(run, 2)),
+        ("problems", lambda: S.sample_problems(run, 2)),
+        ("search", lambda: S.search_steps(run, 2)),
+        ("pairs", lambda: S.build_pairs(run, 2)),
+        ("train", lambda: S.train_dpo(run, 2)),
     ]
     if with_eval:
-        steps.append(("eval", lambda: loop.evaluate_model(run, 2)))
+        steps.append(("eval", lambda: S.evaluate_model(run, 2)))
     results = {}
     for name, fn in steps:
         start = time.perf_counter()

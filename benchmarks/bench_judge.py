@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
 
-    from prm_selfreward.models.loading import load_generator
+    from prm_selfreward.models import load_generator
 
     console = Console(width=140)
     rows = load_records(args)

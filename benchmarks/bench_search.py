@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.table import Table
 
     from prm_selfreward.data import load_benchmark
-    from prm_selfreward.models.loading import load_generator
+    from prm_selfreward.models import load_generator
 
     console = Console()
     problems = load_benchmark("gsm8k", split=args.split, data_dir=args.data_dir, limit=args.problems)

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # records
-    "Problem": "records", "StepPair": "records", "PreferencePair": "records", "Judgment": "records",
+    "Problem": "records", "StepPair": "records", "PreferencePair": "records",
     "EvalRecord": "records",
     # the answer checker
     "check": "grading", "check_batch": "grading", "answers_equal": "grading", "extract_answer": "grading",
@@ -30,6 +30,7 @@ _EXPORTS = {
     "ScriptedGenerator": "models", "load_generator": "models",
     # judges
     "PairwiseStepJudge": "judges", "StepComparison": "judges", "as_reward_func": "judges",
+    "StepJudgeConfig": "judges.pairwise",
     "PointwiseJudge": "judges.pointwise",
     # search and pairs
     "StepSearch": "search", "SearchConfig": "search", "SearchResult": "search", "solve_with_search": "search",
@@ -38,7 +39,8 @@ _EXPORTS = {
     "train_sft": "train", "train_step_dpo": "train", "SFTTrainConfig": "train", "DPOTrainConfig": "train",
     # evaluation, loop, report
     "evaluate": "evaluate", "EvalConfig": "evaluate",
-    "iterate": "loop", "load_run_config": "loop", "RunConfig": "loop",
+    "iterate": "loop", "load_run_config": "run_config", "RunConfig": "run_config",
+    "ModelConfig": "models.config", "RunLayout": "layout", "wilson_interval": "stats",
     "build_report": "report",
     "run_instruct_iteration": "instruct",
 }

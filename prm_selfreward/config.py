@@ -24,12 +24,63 @@ class ConfigError(UserError, ValueError):
     """A user error in a config: unknown key, wrong type, unreadable file. Shown without a traceback."""
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:
-    """A dataclass field with help text (TRL style). Mutable defaults go through ``default_factory``."""
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field with help text (TRL style). Mutable defaults go through ``default_factory``.
+
+    ``choices``, ``minimum`` (inclusive, or exclusive with ``exclusive_minimum``) and ``maximum`` are
+    checked by :func:`from_dict` for every value a config file or ``--set`` gives, with the field's dotted
+    name in the message, so a typo fails when the config loads, before any model does. For a list the
+    check applies to each item; ``None`` (where the type allows it) is always accepted.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if minimum is not None:
+        metadata["minimum"] = minimum
+        metadata["exclusive_minimum"] = exclusive_minimum
+    if maximum is not None:
+        metadata["maximum"] = maximum
     if isinstance(default, list | dict | set):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def check_value(value: Any, metadata: Any, key: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` when ``value`` breaks the field's choices or range."""
+    if value is None:
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_value(item, metadata, f"{key}[{i}]")
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_value(item, metadata, f"{key}.{name}")
+        return
+    choices = metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    low = metadata.get("minimum")
+    if low is not None:
+        if metadata.get("exclusive_minimum") and not value > low:
+            raise ConfigError(f"{key}: must be greater than {low}, got {value!r}")
+        if not value >= low:
+            raise ConfigError(f"{key}: must be at least {low}, got {value!r}")
+    high = metadata.get("maximum")
+    if high is not None and not value <= high:
+        raise ConfigError(f"{key}: must be at most {high}, got {value!r}")
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -96,7 +147,43 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
         known = ", ".join(sorted(fields))
         raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)} (known: {known})")
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
+    for name, value in kwargs.items():
+        check_value(value, fields[name].metadata, prefix + name)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own cross-field check (__post_init__)
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from exc
+
+
+def field_of(cls: type, key: str) -> tuple[dataclasses.Field, Any, Any]:
+    """(field, type, default) of dotted ``key`` (``"search.width"``) in config dataclass ``cls``."""
+    parts = key.split(".")
+    node: Any = cls
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(node)
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if part not in fields:
+            raise KeyError(f"{key}: {'.'.join(parts[: i + 1])} is not a config field")
+        f, tp = fields[part], hints[part]
+        if i == len(parts) - 1:
+            default = getattr(node(), part)
+            return f, tp, default
+        if not _is_dataclass_type(tp):
+            raise KeyError(f"{key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = tp
+    raise KeyError(key)
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``data`` with dotted ``key`` set to ``value`` (nested mappings created as needed)."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return data
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ pairwise judgments (the paper's test-time scaling; see ``search.py``).
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -23,39 +22,60 @@ from typing import Any
 from .config import option
 from .io import JsonlAppender, JsonlErrors, atomic_write_json, read_jsonl
 from .models.base import GenerationParams, Generator
-from .prompts import SOLUTION_STOP, solve_prompt
+from .prompts import MAX_FEW_SHOT, SOLUTION_STOP, solve_prompt
 from .records import EvalRecord, Problem
+from .stats import wilson_interval
 
 DEFAULT_BENCHMARKS = ["gsm8k", "math500", "olympiadbench"]
+
+
+AUTO_FEW_SHOT = 3
+"""Worked examples ``few_shot: auto`` gives a base model (the embedded base model solves 0 of 20 GSM8K
+problems zero-shot and 7 of 100 with three examples); a model trained on the step format gets none."""
 
 
 @dataclass
 class EvalConfig:
     benchmarks: list[str] = option(DEFAULT_BENCHMARKS, help="Benchmarks to evaluate every model on.")
     limit: dict[str, int] = option(
-        {}, help="Problems per benchmark (first N, in file order); a benchmark not named is evaluated in full."
+        {}, minimum=1,
+        help="Problems per benchmark (first N, in file order); a benchmark not named is evaluated in full.",
     )
-    few_shot: int = option(0, help="Worked examples before the problem (base models need a few; max 4).")
-    max_new_tokens: int = option(512, help="Generation budget per solution.")
-    samples: int = option(1, help="Samples per problem; >1 reports maj@K (as `correct`) and pass@K.")
-    temperature: float = option(0.7, help="Sampling temperature when samples > 1 (greedy otherwise).")
-    top_p: float = option(0.95, help="Nucleus sampling when samples > 1.")
-    search_width: int = option(0, help="If > 0, build solutions step by step with W self-judged candidates.")
-    judge_mode: str = option("logprob", help="Step-judge mode for search_width > 0: logprob|generate|likelihood.")
-    chunk_size: int = option(16, help="Problems per generate call (records are written after each chunk).")
+    few_shot: int | str = option(
+        "auto",
+        help="Worked examples before the problem (0-4), or auto: 3 for a base model, 0 for a model this "
+        "toolkit trained (it learnt the step format in SFT).",
+    )
+    max_new_tokens: int = option(512, minimum=1, help="Generation budget per solution.")
+    samples: int = option(1, minimum=1, help="Samples per problem; >1 reports maj@K (as `correct`) and pass@K.")
+    temperature: float = option(0.7, minimum=0.0, help="Sampling temperature when samples > 1 (greedy otherwise).")
+    top_p: float = option(0.95, minimum=0.0, exclusive_minimum=True, maximum=1.0, help="Nucleus sampling when samples > 1.")
+    search_width: int = option(
+        0, minimum=0,
+        help="If > 0, build solutions step by step with W self-judged candidates (the run's search and "
+        "judge settings apply, with this width).",
+    )
+    chunk_size: int = option(16, minimum=1, help="Problems per generate call (records are written after each chunk).")
     seed: int = option(0, help="Sampling seed.")
-    check_timeout: float = option(5.0, help="Seconds allowed per answer comparison.")
+    check_timeout: float = option(5.0, minimum=0.0, exclusive_minimum=True, help="Seconds allowed per answer comparison.")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.few_shot, str) and self.few_shot != "auto":
+            raise ValueError(f"few_shot must be a number of examples or 'auto', got {self.few_shot!r}")
+        if isinstance(self.few_shot, int) and not 0 <= self.few_shot <= MAX_FEW_SHOT:
+            raise ValueError(f"few_shot must be between 0 and {MAX_FEW_SHOT}, got {self.few_shot}")
+        if self.search_width == 1:
+            raise ValueError("search_width must be 0 (off) or at least 2 (a comparison needs two candidates)")
 
 
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (well-behaved at 0/n and n/n, unlike the normal one)."""
-    if total == 0:
-        return (0.0, 0.0)
-    p = correct / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def resolve_few_shot(few_shot: int | str, model: str) -> int:
+    """The worked-example count for ``model``: ``few_shot`` itself, or for ``auto`` none when ``model``
+    is a directory this toolkit trained (SFT taught it the step format) and :data:`AUTO_FEW_SHOT` else."""
+    if few_shot != "auto":
+        return int(few_shot)
+    from .train.common import is_trained_model
+
+    return 0 if model and is_trained_model(model) else AUTO_FEW_SHOT
 
 
 def majority_answer(
@@ -126,15 +146,15 @@ def _record(problem: Problem, prompt: str, texts: list[str], tokens: list[int], 
 
 
 def _solve_chunk(
-    generator: Generator, problems: list[Problem], config: EvalConfig, judge: Any = None
+    generator: Generator, problems: list[Problem], config: EvalConfig, judge: Any = None, search: Any = None
 ) -> list[tuple[str, list[str], list[int]]]:
     """(prompt, texts, token counts) per problem: plain sampling, or step search when configured."""
-    prompts = [solve_prompt(generator, p.question, config.few_shot) for p in problems]
+    few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
+    prompts = [solve_prompt(generator, p.question, few_shot) for p in problems]
     if config.search_width > 0:
-        from .search import SearchConfig, solve_with_search
+        from .search import solve_with_search
 
-        search_config = SearchConfig(width=config.search_width, few_shot=config.few_shot, seed=config.seed)
-        results = solve_with_search(generator, judge, problems, search_config)
+        results = solve_with_search(generator, judge, problems, search)
         return [
             (prompt, [r.solution], [r.counters.get("generated_tokens", 0)])
             for prompt, r in zip(prompts, results, strict=True)
@@ -205,6 +225,7 @@ def evaluate_benchmark(
     out_path: str | Path,
     judge: Any = None,
     progress: Callable[[int], None] | None = None,
+    search: Any = None,
 ) -> BenchmarkSummary:
     """Evaluate ``problems`` (one benchmark), appending records to ``out_path``; resumes by problem id.
 
@@ -226,7 +247,7 @@ def evaluate_benchmark(
         for i in range(0, len(todo), max(1, config.chunk_size)):
             chunk = todo[i : i + config.chunk_size]
             for problem, (prompt, texts, tokens) in zip(
-                chunk, _solve_chunk(generator, chunk, config, judge), strict=True
+                chunk, _solve_chunk(generator, chunk, config, judge, search), strict=True
             ):
                 rec = _record(problem, prompt, texts, tokens, config)
                 out.append(rec.to_dict())
@@ -263,17 +284,32 @@ def evaluate(
     data_dir: str | Path | None = None,
     model_name: str = "",
     judge: Any = None,
+    search: Any = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate on every configured benchmark; writes ``<bench>.jsonl`` and ``summary.json`` in ``out_dir``."""
+    """Evaluate on every configured benchmark; writes ``<bench>.jsonl`` and ``summary.json`` in ``out_dir``.
+
+    ``config.few_shot: auto`` is resolved for ``generator`` (:func:`resolve_few_shot`). With
+    ``config.search_width > 0``, ``search`` (a :class:`~prm_selfreward.search.SearchConfig`, default: the
+    defaults with that width) and ``judge`` (a step judge, default: one from the default
+    :class:`~prm_selfreward.judges.pairwise.StepJudgeConfig`) build the solutions;
+    :func:`prm_selfreward.stages.eval_stage` passes the run's.
+    """
+    from dataclasses import replace
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if config.search_width > 0 and judge is None:
-        from .judges.pairwise import PairwiseStepJudge
+    config = replace(config, few_shot=resolve_few_shot(config.few_shot, getattr(generator, "name", "") or ""))
+    if config.search_width > 0:
+        from .search import SearchConfig
 
-        judge = PairwiseStepJudge(generator, mode=config.judge_mode)
+        search = search or SearchConfig(width=config.search_width, few_shot=int(config.few_shot), seed=config.seed)
+        if judge is None:
+            from .judges.pairwise import PairwiseStepJudge, StepJudgeConfig
+
+            judge = PairwiseStepJudge.from_config(generator, StepJudgeConfig(), solve_few_shot=int(config.few_shot))
     start = time.perf_counter()
     summaries: dict[str, Any] = {}
     problem_sets = {name: select_problems(name, config, data_dir) for name in config.benchmarks}
@@ -289,13 +325,14 @@ def evaluate(
             task = bar.add_task(name, total=len(problems))
             summary = evaluate_benchmark(
                 generator, problems, config, out_dir / f"{name}.jsonl", judge,
-                progress=lambda k, task=task: bar.advance(task, k),
+                progress=lambda k, task=task: bar.advance(task, k), search=search,
             )
             summaries[name] = summary.to_dict()
     result = {
         "model": model_name,
         "benchmarks": summaries,
         "config": dict(config.__dict__),
+        "few_shot": config.few_shot,
         "versions": environment_versions(),
         "wall_time_s": time.perf_counter() - start,
     }
@@ -307,7 +344,8 @@ def summary_table(result: dict[str, Any], title: str = "Evaluation"):
     """A rich table of an :func:`evaluate` result."""
     from rich.table import Table
 
-    table = Table(title=f"{title}: {result.get('model', '')}")
+    shots = result.get("few_shot")
+    table = Table(title=f"{title}: {result.get('model', '')}" + (f" ({shots}-shot)" if shots is not None else ""))
     sampled = any(s["pass_at_k"] is not None for s in result["benchmarks"].values())
     columns = ["benchmark", "n", "accuracy", "95% CI"] + (["pass@K"] if sampled else [])
     for col in columns + ["no ans.", "steps", "tokens", "time"]:

@@ -464,13 +464,13 @@ def dpo_records(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
 
 @dataclass
 class InstructIterationConfig:
-    n_prompts: int = option(64, help="New prompts to create per iteration.")
-    n_responses: int = option(4, help="Candidate responses per prompt (the paper: 4).")
+    n_prompts: int = option(64, minimum=1, help="New prompts to create per iteration.")
+    n_responses: int = option(4, minimum=2, help="Candidate responses per prompt (the paper: 4).")
     response_temperature: float = option(0.7, help="Sampling temperature of the candidates (the paper: 0.7).")
     response_top_p: float = option(0.9, help="Nucleus sampling of the candidates (the paper: 0.9).")
-    response_max_new_tokens: int = option(256, help="Token budget of one candidate response.")
-    task: str = option("math", help="'math': step-format solving prompt; 'general': the prompt as is.")
-    response_few_shot: int = option(0, help="Worked examples before a math prompt (base models need ~3).")
+    response_max_new_tokens: int = option(256, minimum=1, help="Token budget of one candidate response.")
+    task: str = option("math", choices=("math", "general"), help="'math': step-format solving prompt; 'general': the prompt as is.")
+    response_few_shot: int = option(0, minimum=0, help="Worked examples before a math prompt (base models need ~3).")
     self_instruct: SelfInstructConfig = option(
         default_factory=SelfInstructConfig, help="Self-instruction creation (few-shot new prompts)."
     )

@@ -85,22 +85,6 @@ class PreferencePair(Record):
 
 
 @dataclass
-class Judgment(Record):
-    """One pairwise step judgment: which of ``step_a`` / ``step_b`` is the better next step.
-
-    ``verdict`` is 0 (A better), 1 (B better) or -1 (the judge's output could not be parsed).
-    """
-
-    question: str
-    previous_steps: list[str]
-    step_a: str
-    step_b: str
-    verdict: int
-    probability: float | None = None
-    raw: str | None = None
-
-
-@dataclass
 class EvalRecord(Record):
     """One evaluated problem, as written to ``eval/<benchmark>.jsonl``."""
 

@@ -8,12 +8,12 @@ stats), so ``prm-sr report RUN_DIR`` rebuilds the report of a finished, running 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .io import atomic_write_text
+from .layout import RunLayout
 
 
 @dataclass
@@ -43,15 +43,14 @@ def _read_json(path: Path) -> Any:
 def collect(run_dir: str | Path) -> list[ModelRow]:
     """One row per model found in ``run_dir`` (an unfinished stage simply leaves its cells empty)."""
     run_dir = Path(run_dir)
-    manifest = _read_json(run_dir / "manifest.json") or {"stages": {}}
+    layout = RunLayout(run_dir)
+    manifest = _read_json(layout.manifest) or {"stages": {}}
     stages: dict[str, Any] = manifest.get("stages", {})
-    iters = sorted(
-        int(m.group(1)) for p in run_dir.glob("iter_*") if (m := re.fullmatch(r"iter_(\d+)", p.name))
-    )
+    iters = layout.iterations()
     rows = []
     for t in iters:
         row = ModelRow(run=run_dir.name, t=t)
-        summary = _read_json(run_dir / f"iter_{t}" / "eval" / "summary.json")
+        summary = _read_json(layout.eval_summary(t))
         if summary:
             row.benchmarks = summary.get("benchmarks", {})
         judge = stages.get(f"judge_eval/M{t}", {})

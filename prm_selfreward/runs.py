@@ -1,14 +1,6 @@
 """The run directory: resolved config, a manifest of stages, and resumable stage execution.
 
-Layout (``runs/<name>/``)::
-
-    config.yaml            resolved run config (written once; a resume reads it back)
-    manifest.json          versions, seed, and the status + wall time of every stage
-    seed/                  ift.jsonl, eft_train.jsonl, eft_heldout.jsonl
-    iter_0/                M0 (the base model): eval/, judge_eval.json
-    iter_1/                M1 = SFT(M0): model/, eval/, judge_eval.json
-    iter_<t>/ (t >= 2)     problems.jsonl, search.jsonl, pairs.jsonl (made by M(t-1)), model/ = M(t), eval/ ...
-    report.md, report.png
+The directory's layout is :class:`~prm_selfreward.layout.RunLayout`'s (every path named there once).
 
 A stage is marked ``done`` only after its outputs are written (atomically, or appended record by
 record and then sealed); a stage found ``running`` on resume was interrupted and runs again, picking up

@@ -77,20 +77,20 @@ from .steps import format_steps, has_final_answer, next_step_prefix, step_body
 
 @dataclass
 class SearchConfig:
-    width: int = option(6, help="Candidate next steps sampled per step (the paper's w).")
-    temperature: float = option(0.5, help="Sampling temperature for candidate steps.")
-    top_p: float = option(0.95, help="Nucleus sampling for candidate steps.")
-    max_step_tokens: int = option(256, help="Generation budget for one step.")
-    max_rounds: int = option(20, help="Rounds (sampled steps, including re-sampled ones) per problem.")
+    width: int = option(6, minimum=2, help="Candidate next steps sampled per step (the paper's w).")
+    temperature: float = option(0.5, minimum=0.0, help="Sampling temperature for candidate steps.")
+    top_p: float = option(0.95, minimum=0.0, exclusive_minimum=True, maximum=1.0, help="Nucleus sampling for candidate steps.")
+    max_step_tokens: int = option(256, minimum=1, help="Generation budget for one step.")
+    max_rounds: int = option(20, minimum=1, help="Rounds (sampled steps, including re-sampled ones) per problem.")
     rollback_on_tie: bool = option(
         True, help="When all candidates tie, discard the previous step and its pair."
     )
     max_rollbacks: int = option(
         5,
-        help="Ties per problem answered by a roll-back (or a re-sample at step 1); later ties keep the "
+        minimum=0, help="Ties per problem answered by a roll-back (or a re-sample at step 1); later ties keep the "
         "first candidate without a pair.",
     )
-    few_shot: int = option(0, help="Worked examples in the solving prompt (base models need a few).")
+    few_shot: int = option(0, minimum=0, help="Worked examples in the solving prompt (base models need a few).")
     record_correctness: bool = option(
         False, help="Check finished solutions against the known answer (beyond the paper)."
     )
@@ -98,7 +98,7 @@ class SearchConfig:
         False, help="Emit no pairs from searches whose solution is wrong (needs answers)."
     )
     min_margin: float = option(0.0, help="Pair builder: keep pairs whose win margin is at least this.")
-    lockstep: int = option(4, help="Problems searched together: one generate and one judge call per round.")
+    lockstep: int = option(4, minimum=1, help="Problems searched together: one generate and one judge call per round.")
     seed: int | None = option(0, help="Base sampling seed; None leaves sampling unseeded.")
     keep_trace: bool = option(True, help="Keep every round's candidates and scores in the result.")
 

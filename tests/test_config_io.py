@@ -122,7 +122,7 @@ def test_configs_doc_names_every_key():
     from pathlib import Path
 
     from prm_selfreward.config import describe
-    from prm_selfreward.loop import RunConfig
+    from prm_selfreward.run_config import RunConfig
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configs.md").read_text()
     missing = [key for key, _, _ in describe(RunConfig) if f"`{key}`" not in doc]

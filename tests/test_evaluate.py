@@ -116,10 +116,10 @@ def test_evaluate_writes_summary_for_several_benchmarks(tmp_path, data_dir):
 
 
 def test_eval_cli_end_to_end_and_errors(tmp_path, data_dir, monkeypatch, capsys):
-    import prm_selfreward.models as models
+    import prm_selfreward.models.config as loading
     from prm_selfreward.cli import main
 
-    monkeypatch.setattr(models, "load_generator", lambda spec, **kw: ScriptedGenerator(
+    monkeypatch.setattr(loading, "load_generator", lambda spec, **kw: ScriptedGenerator(
         lambda prompt, n, params: ["Step 1: The answer is \\boxed{18}."] * n))
     out = tmp_path / "ev"
     with pytest.raises(SystemExit) as exc:
@@ -139,7 +139,21 @@ def test_eval_cli_end_to_end_and_errors(tmp_path, data_dir, monkeypatch, capsys)
         main(["eval", "aime24", "--data-dir", str(empty), "-o", str(out)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "aime24" in err and "Traceback" not in err
+    assert "holds none of the benchmark files" in err and "Traceback" not in err
+
+    only_gsm8k = tmp_path / "only-gsm8k"
+    (only_gsm8k / "gsm8k").mkdir(parents=True)
+    (only_gsm8k / "gsm8k" / "test.jsonl").write_text((data_dir / "gsm8k" / "test.jsonl").read_text()[:2000].rsplit("\n", 1)[0])
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "aime24", "--data-dir", str(only_gsm8k), "-o", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "aime24" in err and "aime24/test.jsonl" in err and "Traceback" not in err
+
+    with pytest.raises(SystemExit) as exc:  # --limit 0 used to evaluate the whole benchmark
+        main(["eval", "gsm8k", "--limit", "0", "--data-dir", str(data_dir), "-o", str(out)])
+    assert exc.value.code == 2
+    assert "--limit" in capsys.readouterr().err
 
 
 def test_eval_with_step_search_keeps_the_self_judged_best_steps(tmp_path):

@@ -41,7 +41,7 @@ def fake_loader(monkeypatch):
         calls.append((spec, backend, kwargs))
         return fake_generator()
 
-    monkeypatch.setattr("prm_selfreward.models.loading.load_generator", load)
+    monkeypatch.setattr("prm_selfreward.models.config.load_generator", load)
     return calls
 
 
@@ -70,7 +70,7 @@ def test_judge_writes_verdicts_in_input_order_and_reports_accuracy(tmp_path, fak
         app, ["judge", "--input", str(src), "--model", "fake", "--output", str(out), "--batch-size", "3"]
     )
     assert result.exit_code == 0, result.output
-    assert fake_loader == [("fake", "hf", {"batch_size": 3})]
+    assert [(spec, backend, kw["batch_size"]) for spec, backend, kw in fake_loader] == [("fake", "hf", 3)]
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["first", "second", "third", "unlabelled"]
     assert [r["verdict"] for r in rows] == [0, 1, 0, 1]
@@ -101,9 +101,9 @@ def test_judge_to_stdout_without_labels(tmp_path, fake_loader):
     "args,content,message",
     [
         (["--input", "/no/such.jsonl"], None, "does not exist"),
-        (["--mode", "votes"], record("a", "b"), "--mode must be one of"),
+        (["--mode", "votes"], record("a", "b"), "--mode (judge.mode: 'votes' is not one of"),
         ([], "{broken\n", "no usable records"),
-        (["--batch-size", "0"], record("a", "b"), "--batch-size"),
+        (["--batch-size", "0"], record("a", "b"), "--batch-size (model.batch_size: must be at least 1"),
     ],
 )
 def test_judge_user_errors(tmp_path, args, content, message):

@@ -14,6 +14,7 @@ def python_blocks() -> list[str]:
 
 def test_docs_examples_run(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import prm_selfreward.models as models
+    from prm_selfreward.models import config as model_config
     from prm_selfreward.models import loading
     from prm_selfreward.models.hf import HFGenerator
 
@@ -28,6 +29,7 @@ def test_docs_examples_run(tiny_model_dir, tmp_path, monkeypatch, capsys):
 
     for module in (models, loading):  # the public path and the module it comes from
         monkeypatch.setattr(module, "resolve_model_path", resolve)
+    for module in (models, model_config):
         monkeypatch.setattr(module, "load_generator", load)
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 import prm_selfreward.loop as loop
+import prm_selfreward.stages.run as S
 from prm_selfreward.cli import main
-from prm_selfreward.config import ConfigError
+from prm_selfreward.config import ConfigError, merge
 from prm_selfreward.errors import UserError
 from prm_selfreward.io import read_jsonl
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def smoke_config(tiny_model_dir: Path, data_dir: Path, **overrides):
     base = {"model": {"name": str(tiny_model_dir)}, "data_dir": str(data_dir)}
-    return loop.load_run_config(REPO / "configs" / "cpu-smoke.yaml", loop.merge(base, overrides))
+    return loop.load_run_config(REPO / "configs" / "cpu-smoke.yaml", merge(base, overrides))
 
 
 def _ids(path: Path, key: str = "id") -> list[str]:
@@ -33,20 +34,20 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
 
     calls = Counter()
     for name in ("evaluate_model", "train_m1", "search_steps"):
-        original = getattr(loop, name)
+        original = getattr(S, name)
 
         def counted(*args, _original=original, _name=name, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(loop, name, counted)
+        monkeypatch.setattr(S, name, counted)
 
-    real_train_dpo = loop.train_dpo
+    real_train_dpo = S.train_dpo
 
     def killed(run, t):
         raise KeyboardInterrupt("killed during DPO")
 
-    monkeypatch.setattr(loop, "train_dpo", killed)
+    monkeypatch.setattr(S, "train_dpo", killed)
     with pytest.raises(KeyboardInterrupt):
         loop.iterate(config, run_dir, log=lambda msg: None)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -55,7 +56,7 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
     assert calls == {"evaluate_model": 2, "train_m1": 1, "search_steps": 1}
 
     # Resume: the saved config is read back, finished stages are skipped.
-    monkeypatch.setattr(loop, "train_dpo", real_train_dpo)
+    monkeypatch.setattr(S, "train_dpo", real_train_dpo)
     resumed = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir), resume=True)
     loop.iterate(resumed, run_dir, log=lambda msg: None)
     assert calls == {"evaluate_model": 3, "train_m1": 1, "search_steps": 1}
@@ -134,7 +135,7 @@ def test_shipped_configs_load(name):
 
 
 def test_training_command_maps_the_launcher():
-    cmd = loop.training_command(
+    cmd = S.training_command(
         "accelerate launch --config_file 'configs/accelerate/deepspeed zero3.yaml' --num_processes 8",
         "dpo", "runs/x/iter_1/model", Path("runs/x/iter_2/dpo_data.jsonl"), Path("runs/x/iter_2/model"),
         Path("runs/x/iter_2/dpo_config.yaml"),
@@ -153,16 +154,16 @@ def test_train_stage_under_a_launcher_runs_the_subprocess(tmp_path, tiny_model_d
 
     config = smoke_config(tiny_model_dir, data_dir, train_launcher=sys.executable,
                           sft={"max_steps": 1, "max_length": 256})
-    run = loop.Run(tmp_path, config, log=lambda msg: None)
+    run = loop.RunContext(tmp_path, config, log=lambda msg: None)
     rows = [{"prompt": "What is 1 + 1?\nSolution:\n", "completion": "Step 1: 1 + 1 = 2. \\boxed{2}"}] * 4
     out = tmp_path / "iter_1" / "model"
-    result = loop.train_stage(run, "sft", str(tiny_model_dir), rows, out)
+    result = S.train_stage(run, "sft", str(tiny_model_dir), rows, 1)
     assert result["kind"] == "sft" and result["steps"] == 1 and result["examples"] == 4
     assert (tmp_path / "iter_1" / "sft_data.jsonl").exists()
     saved = yaml.safe_load((tmp_path / "iter_1" / "sft_config.yaml").read_text())
     assert saved["max_steps"] == 1 and saved["max_length"] == 256
     mtime = (out / "model.safetensors").stat().st_mtime
-    assert loop.train_stage(run, "sft", str(tiny_model_dir), rows, out) == result
+    assert S.train_stage(run, "sft", str(tiny_model_dir), rows, 1) == result
     assert (out / "model.safetensors").stat().st_mtime == mtime
 
 
@@ -175,11 +176,11 @@ def test_iterate_instruct_smoke_with_resume(tmp_path, tiny_model_dir, data_dir, 
     def killed(run, t):
         raise KeyboardInterrupt
 
-    real = loop.instruct_pairs
-    monkeypatch.setattr(loop, "instruct_pairs", killed)
+    real = S.instruct_pairs
+    monkeypatch.setattr(S, "instruct_pairs", killed)
     with pytest.raises(KeyboardInterrupt):
         loop.iterate(config, run_dir, log=lambda msg: None)
-    monkeypatch.setattr(loop, "instruct_pairs", real)
+    monkeypatch.setattr(S, "instruct_pairs", real)
     loop.iterate(loop.prepare_run_dir(run_dir, config, resume=True), run_dir, log=lambda msg: None)
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -192,5 +193,5 @@ def test_iterate_instruct_smoke_with_resume(tmp_path, tiny_model_dir, data_dir, 
     assert judge["total"] == len(read_jsonl(run_dir / "seed" / "eft_instruct_heldout.jsonl"))
     train = manifest["stages"]["train/M2 (DPO)"]["result"]
     if stats["pairs"] == 0:
-        assert train["skipped"] and loop.Run(run_dir, config, print).model_spec(2) == str(run_dir / "iter_1" / "model")
+        assert train["skipped"] and loop.RunContext(run_dir, config, print).model_spec(2) == str(run_dir / "iter_1" / "model")
     assert "| M2 |" in (run_dir / "report.md").read_text()

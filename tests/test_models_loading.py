@@ -11,7 +11,8 @@ import pytest
 
 from prm_selfreward.errors import UserError
 from prm_selfreward.models import embedded
-from prm_selfreward.models.loading import load_generator, load_model_and_tokenizer, resolve_model_path
+from prm_selfreward.models.config import load_generator
+from prm_selfreward.models.loading import load_model_and_tokenizer, resolve_model_path
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ def _run_score(monkeypatch, tmp_path, lines: list[str], *args: str):
     from typer.testing import CliRunner
 
     from prm_selfreward.cli import app
-    from prm_selfreward.models import loading
+    from prm_selfreward.models import config as loading
 
     def generate(prompt, n, params):
         response = prompt.split("<response>", 1)[1].split("</response>", 1)[0]

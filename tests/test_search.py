@@ -592,4 +592,4 @@ def test_pairs_command_on_the_tiny_model_writes_and_resumes(tiny_model_dir, data
     assert json.loads((out / "summary.json").read_text())["counters"]["problems"] == 0
 
     changed = runner.invoke(app, [*args[:-2], "--mode", "logprob"])
-    assert changed.exit_code != 0 and "other settings (mode)" in str(changed.exception or changed.output)
+    assert changed.exit_code != 0 and "other settings (judge)" in str(changed.exception or changed.output)

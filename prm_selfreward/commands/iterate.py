@@ -1,4 +1,10 @@
-"""``prm-sr iterate --task math|instruct``: the whole self-rewarding loop, resumable."""
+"""``prm-sr iterate [--task math|instruct]``: the whole self-rewarding loop, resumable.
+
+``--config`` defaults to the embedded CPU config (``--smoke``: the smoke config); ``--task``,
+``--model``, ``--iterations``, ``--data-dir`` and ``--set`` override it (a task named in the file stands
+unless ``--task`` is given). With ``--resume`` the run's saved config is used, and the options given
+change it (recorded in ``manifest.json``'s ``config_changes``).
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,40 @@ from pathlib import Path
 
 import typer
 
+from ..cli_options import config_option, given_overrides, set_option
+
+C = "iterate"
+
 
 def iterate_command(
-    task: str = typer.Option("math", help="math (process-based step-DPO) or instruct (instruction-level)."),
+    task: str | None = config_option(C, "task", "task", "--task"),
     config: Path | None = typer.Option(None, "--config", "-c", help="Run config YAML (default: the embedded CPU config)."),
-    iterations: int | None = typer.Option(None, help="DPO iterations after M1 (overrides the config)."),
+    iterations: int | None = config_option(C, "iterations", "iterations", "--iterations"),
     run_dir: Path | None = typer.Option(None, help="Run directory (default runs/<task>[-smoke])."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir, skipping finished stages."),
     smoke: bool = typer.Option(False, "--smoke", help="Smallest sizes that exercise every stage (minutes)."),
-    model: str | None = typer.Option(None, help="Base model M0 (overrides model.name)."),
-    data_dir: Path | None = typer.Option(None, help="Local benchmark directory (else $PRM_SR_DATA_DIR)."),
-    set_: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, e.g. --set search.width=4."),
+    model: str | None = config_option(C, "model", "model.name", "--model"),
+    data_dir: Path | None = config_option(C, "data_dir", "data_dir", "--data-dir"),
+    set_: list[str] = set_option(),
 ) -> None:
     """M0 -> M1 (SFT on IFT+EFT seeds) -> M2, M3 ... (DPO on self-judged pairs), evaluating every model."""
     from rich.console import Console
 
     from ..config import merge, parse_overrides
     from ..data import resolve_data_dir
-    from ..loop import default_config_path, iterate, load_run_config, prepare_run_dir
+    from ..loop import iterate, prepare_run_dir
     from ..report import build_report, print_report
+    from ..run_config import default_config_path, load_run_config
 
     console = Console()
-    overrides = parse_overrides(set_)
-    overrides = merge(overrides, {"task": task})
-    if iterations is not None:
-        overrides["iterations"] = iterations
-    if model:
-        overrides = merge(overrides, {"model": {"name": model}})
-    resolved = resolve_data_dir(data_dir)
-    if resolved is not None:
-        overrides["data_dir"] = str(resolved)
+    overrides = merge(parse_overrides(set_), given_overrides(C, dict(locals())))
+    if data_dir is None:
+        resolved = resolve_data_dir(None)  # $PRM_SR_DATA_DIR
+        if resolved is not None:
+            overrides.setdefault("data_dir", str(resolved))
     cfg = load_run_config(config or default_config_path(smoke), overrides)
-    run_dir = run_dir or Path("runs") / (f"{task}-smoke" if smoke else task)
-    cfg = prepare_run_dir(run_dir, cfg, resume)
+    run_dir = run_dir or Path("runs") / (f"{cfg.task}-smoke" if smoke else cfg.task)
+    cfg = prepare_run_dir(run_dir, cfg, resume, overrides=overrides)
     console.print(f"[bold]prm-sr iterate[/] task={cfg.task} model={cfg.model.name} run_dir={run_dir}")
     iterate(cfg, run_dir, log=console.print)
     report = build_report(run_dir)

@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from ..cli_options import config_file_option, config_option, resolve_command_config, set_option
 from ..errors import UserError
 
 REQUIRED = ("question", "previous_steps", "step_a", "step_b")
@@ -48,31 +49,33 @@ def accuracy_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+C = "judge"
+
+
 def judge_command(
     input: Path = typer.Option(
         ..., "--input", "-i", help="JSON Lines: question, previous_steps, step_a, step_b[, label]."
     ),
-    model: str = typer.Option("embedded", "--model", "-m", help="Local directory, hub id, or 'embedded'."),
-    mode: str = typer.Option("logprob", help="logprob | generate | likelihood (see docs/step-judge.md)."),
+    model: str | None = config_option(C, "model", "model.name", "--model", "-m"),
+    mode: str | None = config_option(C, "mode", "judge.mode", "--mode"),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output JSON Lines (default: stdout)."),
-    batch_size: int = typer.Option(8, help="Sequences per forward pass."),
-    debias: bool = typer.Option(True, help="Judge both orders and combine (logprob, generate)."),
-    max_new_tokens: int = typer.Option(256, help="Explanation + verdict budget in generate mode."),
-    backend: str = typer.Option("hf", help="hf (transformers) or vllm."),
+    batch_size: int | None = config_option(C, "batch_size", "model.batch_size", "--batch-size"),
+    debias: bool | None = config_option(C, "debias", "judge.debias", "--debias/--no-debias"),
+    max_new_tokens: int | None = config_option(C, "max_new_tokens", "judge.max_new_tokens", "--max-new-tokens"),
+    solve_few_shot: int | None = config_option(C, "solve_few_shot", "judge.solve_few_shot", "--solve-few-shot"),
+    backend: str | None = config_option(C, "backend", "model.backend", "--backend"),
+    config: Path | None = config_file_option(),
+    set_: list[str] = set_option(),
 ) -> None:
     """Judge which of two candidate next steps is better, for each record of a JSON Lines file."""
     from rich.console import Console
 
     from ..io import JsonlErrors, iter_jsonl, write_jsonl
-    from ..judges.base import StepComparison
-    from ..judges.pairwise import MODES, PairwiseStepJudge
-    from ..models.loading import load_generator
+    from ..models.config import load_generator_from_config
+    from ..stages import judge_rows
 
     console = Console(stderr=True, soft_wrap=True)
-    if mode not in MODES:
-        raise UserError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    cfg = resolve_command_config(C, config, set_, dict(locals()))
     if not input.is_file():
         raise UserError(f"input file {str(input)!r} does not exist")
 
@@ -92,15 +95,15 @@ def judge_command(
     if not rows:
         raise UserError(f"no usable records in {input} (each needs {', '.join(REQUIRED)})")
 
-    generator = load_generator(model, backend=backend, batch_size=batch_size)
-    judge = PairwiseStepJudge(generator, mode=mode, debias=debias, max_new_tokens=max_new_tokens)
-    comparisons = [StepComparison(r["question"], r["previous_steps"], r["step_a"], r["step_b"]) for r in rows]
-    with console.status(f"judging {len(rows)} comparison(s) ({mode})"):
-        verdicts = judge.compare(comparisons)
-    out_rows = [
-        {**r, "verdict": v.verdict, "probability": v.probability, "consistent": v.extra.get("consistent")}
-        for r, v in zip(rows, verdicts, strict=True)
-    ]
+    generator = load_generator_from_config(cfg.model, seed=cfg.seed)
+    with console.status(f"judging {len(rows)} comparison(s) ({cfg.judge.mode})"):
+        judged, judge = judge_rows(generator, rows, cfg.judge, solve_few_shot=cfg.search.few_shot)
+    out_rows = []
+    for r in judged:
+        r = dict(r)
+        r["verdict"] = r.pop("predicted")
+        r.pop("p_a", None)
+        out_rows.append(r)
     if output is not None:
         write_jsonl(output, out_rows)
         console.print(f"wrote {len(out_rows)} judgment(s) to {output}", highlight=False)

@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from ..cli_options import config_file_option, config_option, resolve_command_config, set_option
 from ..errors import UserError
 
 
@@ -44,37 +45,38 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+C = "pairs"
+
+
 def pairs_command(
-    model: str = typer.Option("embedded", "--model", "-m", help="Local directory, hub id, or 'embedded'."),
+    model: str | None = config_option(C, "model", "model.name", "--model", "-m"),
     problems: str = typer.Option("gsm8k", help="Benchmark to draw problems from (gsm8k, math, ...)."),
     split: str = typer.Option("train", help="Benchmark split (train pools never hold evaluation problems)."),
     limit: int | None = typer.Option(None, help="First N problems of the split."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (a re-run resumes)."),
-    width: int = typer.Option(6, help="Candidate steps per step (the paper's w)."),
-    mode: str = typer.Option("logprob", help="Judge mode: logprob | generate | likelihood."),
-    debias: bool = typer.Option(
-        False, help="Let the judge combine both orders itself (default: the paper's ordered-pair wins)."
+    width: int | None = config_option(C, "width", "search.width", "--width"),
+    mode: str | None = config_option(C, "mode", "judge.mode", "--mode"),
+    debias: bool | None = config_option(C, "debias", "judge.debias", "--debias/--no-debias"),
+    few_shot: int | None = config_option(C, "few_shot", "search.few_shot", "--few-shot"),
+    max_rounds: int | None = config_option(C, "max_rounds", "search.max_rounds", "--max-rounds"),
+    max_step_tokens: int | None = config_option(C, "max_step_tokens", "search.max_step_tokens", "--max-step-tokens"),
+    temperature: float | None = config_option(C, "temperature", "search.temperature", "--temperature"),
+    top_p: float | None = config_option(C, "top_p", "search.top_p", "--top-p"),
+    min_margin: float | None = config_option(C, "min_margin", "search.min_margin", "--min-margin"),
+    record_correctness: bool | None = config_option(
+        C, "record_correctness", "search.record_correctness", "--record-correctness/--no-record-correctness"
     ),
-    few_shot: int = typer.Option(0, help="Worked examples in the solving prompt (base models need a few)."),
-    max_rounds: int = typer.Option(20, help="Rounds per problem."),
-    max_step_tokens: int = typer.Option(256, help="Generation budget per step."),
-    temperature: float = typer.Option(0.5, help="Sampling temperature for candidate steps."),
-    top_p: float = typer.Option(0.95, help="Nucleus sampling for candidate steps."),
-    min_margin: float = typer.Option(0.0, help="Keep pairs whose win margin is at least this."),
-    record_correctness: bool = typer.Option(False, help="Check finished solutions against the gold answer."),
-    drop_wrong: bool = typer.Option(
-        False, help="Drop pairs from searches that ended wrong (implies checking)."
-    ),
-    lockstep: int = typer.Option(4, help="Problems searched together (one generate call per round)."),
-    batch_size: int = typer.Option(8, help="Sequences per forward pass (transformers backend)."),
-    backend: str = typer.Option("hf", help="hf (transformers) or vllm."),
-    data_dir: Path | None = typer.Option(
-        None, help="Local benchmark directory (else $PRM_SR_DATA_DIR, else the hub)."
-    ),
-    seed: int = typer.Option(0, help="Sampling seed."),
+    drop_wrong: bool | None = config_option(C, "drop_wrong", "search.drop_wrong", "--drop-wrong/--no-drop-wrong"),
+    lockstep: int | None = config_option(C, "lockstep", "search.lockstep", "--lockstep"),
+    batch_size: int | None = config_option(C, "batch_size", "model.batch_size", "--batch-size"),
+    backend: str | None = config_option(C, "backend", "model.backend", "--backend"),
+    data_dir: Path | None = config_option(C, "data_dir", "data_dir", "--data-dir"),
+    seed: int | None = config_option(C, "seed", "search.seed", "--seed"),
     overwrite: bool = typer.Option(
         False, help="Start over instead of resuming an existing OUT/search.jsonl."
     ),
+    config: Path | None = config_file_option(),
+    set_: list[str] = set_option(),
 ) -> None:
     """Search step by step with the model judging its own candidates; write step-level DPO pairs."""
     from rich.console import Console
@@ -83,39 +85,22 @@ def pairs_command(
 
     from ..data import load_benchmark
     from ..io import atomic_write_json
-    from ..judges.pairwise import MODES, PairwiseStepJudge
-    from ..models.loading import load_generator
-    from ..pairs import build_step_pairs, write_pair_dataset
-    from ..search import SearchConfig, SearchCounters, StepSearch
+    from ..models.config import load_generator_from_config
+    from ..stages import pairs_stage, search_stage, search_summary
 
-    if mode not in MODES:
-        raise UserError(f"unknown judge mode {mode!r}; choose one of {', '.join(MODES)}")
-    try:
-        config = SearchConfig(
-            width=width,
-            temperature=temperature,
-            top_p=top_p,
-            max_step_tokens=max_step_tokens,
-            max_rounds=max_rounds,
-            few_shot=few_shot,
-            record_correctness=record_correctness,
-            drop_wrong=drop_wrong,
-            min_margin=min_margin,
-            lockstep=lockstep,
-            seed=seed,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    cfg = resolve_command_config(C, config, set_, dict(locals()), data_for=[problems])
+    search_config = cfg.search
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
 
     out.mkdir(parents=True, exist_ok=True)
     search_path, config_path = out / "search.jsonl", out / "search_config.json"
     settings = {
-        "model": model,
+        "model": cfg.model.name,
         "problems": problems,
         "split": split,
-        "mode": mode,
-        "debias": debias,
-        "search": dataclasses.asdict(config),
+        "judge": dataclasses.asdict(cfg.judge),
+        "search": dataclasses.asdict(search_config),
     }
     if overwrite:
         search_path.unlink(missing_ok=True)
@@ -130,12 +115,10 @@ def pairs_command(
     atomic_write_json(config_path, settings)
 
     console = Console()
-    selected = load_benchmark(problems, split=split, data_dir=data_dir, limit=limit)
+    selected = load_benchmark(problems, split=split, data_dir=cfg.data_dir, limit=limit)
     if not selected:
         raise UserError(f"no problems selected from {problems} ({split})")
-    generator = load_generator(model, backend=backend, batch_size=batch_size, seed=seed)
-    judge = PairwiseStepJudge(generator, mode=mode, debias=debias, solve_few_shot=few_shot)
-    search = StepSearch(generator, judge, config)
+    generator = load_generator_from_config(cfg.model, seed=cfg.seed)
 
     start = time.perf_counter()
     with Progress(
@@ -147,32 +130,36 @@ def pairs_command(
         console=console,
     ) as bar:
         task = bar.add_task("search", total=len(selected), status="")
+        searcher: list = []
+
+        def pairs_so_far() -> int:
+            return searcher[0].counters.pairs if searcher else 0
 
         def on_chunk(done: int, total: int) -> None:
-            bar.update(task, completed=done, status=f"pairs {search.counters.pairs}")
+            bar.update(task, completed=done, status=f"pairs {pairs_so_far()}")
 
         def on_round(round_index: int, active: int) -> None:
-            bar.update(task, status=f"round {round_index}, {active} active, pairs {search.counters.pairs}")
+            bar.update(task, status=f"round {round_index}, {active} active")
 
-        results = search.run_to_jsonl(selected, search_path, on_chunk=on_chunk, on_round=on_round)
+        results, search = search_stage(
+            generator, selected, search_config, cfg.judge, search_path, on_chunk=on_chunk, on_round=on_round
+        )
+        searcher.append(search)
     wall = time.perf_counter() - start
 
-    pairs, stats = build_step_pairs(results, min_margin=min_margin, drop_wrong=drop_wrong)
-    write_pair_dataset(pairs, out / "pairs.jsonl")
-    totals = SearchCounters()
-    for r in results:
-        totals.add(r.counters)
+    pairs, stats = pairs_stage(results, search_config, out / "pairs.jsonl")
+    totals = search_summary(results)
     c = search.counters
     summary = {
         "problems": len(results),
-        "finished": sum(r.finished for r in results),
-        "correct": sum(bool(r.correct) for r in results) if (record_correctness or drop_wrong) else None,
+        "finished": totals["finished"],
+        "correct": totals["solved"] if (search_config.record_correctness or search_config.drop_wrong) else None,
         "pairs_emitted": stats.input,
         "pairs_kept": stats.kept,
         "pair_stats": stats.to_dict(),
         "counters": c.to_dict(),
-        "all_counters": totals.to_dict(),
-        "judge_consistency": totals.consistency,
+        "all_counters": {k: v for k, v in totals.items() if k not in ("finished", "judge_consistency", "solved")},
+        "judge_consistency": totals["judge_consistency"],
         "usage": dataclasses.asdict(search.usage),
         "tokens_per_pair": search.usage.total_tokens / c.pairs if c.pairs else None,
         "pairs_per_minute": 60 * c.pairs / wall if wall > 0 and c.problems else None,
@@ -180,7 +167,7 @@ def pairs_command(
     }
     atomic_write_json(out / "summary.json", summary)
 
-    table = Table(title=f"step pairs: {model} on {problems}/{split}, w={width}, judge={mode}")
+    table = Table(title=f"step pairs: {cfg.model.name} on {problems}/{split}, w={search_config.width}, judge={cfg.judge.mode}")
     table.add_column("")
     table.add_column("value", justify="right")
     for name, value in _summary_rows(summary):

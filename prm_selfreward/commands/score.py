@@ -58,7 +58,7 @@ def score_command(
     from rich.table import Table
 
     from ..judges.pointwise import DEFAULT_SCORE_PATTERN, PointwiseJudge, compile_score_pattern, load_template
-    from ..models import loading
+    from ..models import config as model_config
 
     if not input.is_file():
         raise UserError(f"input file not found: {input}")
@@ -76,7 +76,7 @@ def score_command(
     pattern = score_pattern or DEFAULT_SCORE_PATTERN
 
     compile_score_pattern(pattern)  # a bad regex fails before the model load, not after
-    generator = loading.load_generator(model, backend=backend, batch_size=batch_size, seed=seed)
+    generator = model_config.load_generator(model, backend=backend, batch_size=batch_size, seed=seed)
     judge = PointwiseJudge(
         generator,
         template=template_text,

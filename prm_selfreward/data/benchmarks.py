@@ -271,6 +271,31 @@ TRAIN_SPLITS: dict[str, str] = {
 }
 
 
+TRAIN_SOURCES: tuple[str, ...] = tuple(TRAIN_SPLITS)
+
+
+def check_data_dir(data_dir: str | os.PathLike[str], names: Iterable[str]) -> Path:
+    """Check before any work that the local data directory holds every file benchmarks ``names`` need
+    (their test split; ``train`` as well for a training source). Raises UserError naming the first file
+    missing, or the directory when it is missing or holds no benchmark at all."""
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise UserError("no benchmark data directory given")
+    if not any((root / spec.local[split]).is_file() for spec in SPECS.values() for split in spec.local):
+        raise UserError(f"benchmark data directory {root} holds none of the benchmark files (see docs/data.md)")
+    for name in dict.fromkeys(names):
+        spec = _spec(name)
+        needed = ["test"] + (["train"] if name in TRAIN_SPLITS and "train" in spec.local else [])
+        if name == "math":
+            needed_files = [spec.local["test"], SPECS["math500"].local["test"]]
+        else:
+            needed_files = [spec.local[s] for s in needed]
+        for rel in needed_files:
+            if not (root / rel).is_file():
+                raise UserError(f"benchmark {name!r} not found in data directory {root}: missing file {root / rel}")
+    return root
+
+
 def splits(name: str) -> tuple[str, ...]:
     """The splits ``load_benchmark(name, split=...)`` accepts."""
     spec = _spec(name)

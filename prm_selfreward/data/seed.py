@@ -73,27 +73,27 @@ class SeedConfig:
     """Sizes, sources and seed of the IFT/EFT seed data (``seed_data`` in a run config)."""
 
     ift_examples: int = option(
-        2000, help="IFT records (step-format solutions), split evenly over ift_sources."
+        2000, minimum=0, help="IFT records (step-format solutions), split evenly over ift_sources."
     )
     ift_sources: list[str] = option(
         ["gsm8k", "math"],
         help="Training pools for IFT: 'gsm8k' (train split) and/or 'math' (4500-problem pool).",
     )
     eft_train_pairs: int = option(
-        1000, help="EFT training pairs (correct vs corrupted step); each gives two records, one per order."
+        1000, minimum=0, help="EFT training pairs (correct vs corrupted step); each gives two records, one per order."
     )
     eft_heldout_pairs: int = option(
-        500, help="Held-out EFT pairs (one record each): the step-judge accuracy set, from unused problems."
+        500, minimum=0, help="Held-out EFT pairs (one record each): the step-judge accuracy set, from unused problems."
     )
     eft_sources: list[str] = option(
         ["gsm8k"], help="Training pools for EFT (GSM8K: arithmetic is checkable)."
     )
     corruptions: list[str] = option(list(CORRUPTIONS), help="Corruption kinds used for EFT pairs.")
     max_pairs_per_problem: int = option(
-        2, help="EFT pairs taken from one problem (more problems, more variety)."
+        2, minimum=1, help="EFT pairs taken from one problem (more problems, more variety)."
     )
-    max_steps: int = option(12, help="Skip reference solutions with more steps than this.")
-    max_step_chars: int = option(600, help="Skip reference solutions with a step longer than this.")
+    max_steps: int = option(12, minimum=1, help="Skip reference solutions with more steps than this.")
+    max_step_chars: int = option(600, minimum=1, help="Skip reference solutions with a step longer than this.")
     skip_asy: bool = option(True, help="Skip MATH solutions with [asy] drawing code (meaningless as text).")
     exclude_benchmarks: list[str] = option(
         list(DEFAULT_EXCLUDE),

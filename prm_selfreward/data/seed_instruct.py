@@ -101,10 +101,10 @@ class InstructSeedConfig:
         ["gsm8k"], help="Training pools of problems with known answers: 'gsm8k' (train split) and/or 'math'."
     )
     n_train_problems: int = option(
-        200, help="Problems whose responses become judge SFT records (up to 3 each)."
+        200, minimum=0, help="Problems whose responses become judge SFT records (up to 3 each)."
     )
     n_heldout_problems: int = option(
-        100, help="Problems kept apart for the judge-accuracy pairs (up to 2 pairs each)."
+        100, minimum=0, help="Problems kept apart for the judge-accuracy pairs (up to 2 pairs each)."
     )
     seed: int = option(0, help="Seed for the problem split, the wrong answers and the wording.")
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config import option
 from ..models.base import GenerationParams, Generator
 from ..prompts import solve_prompt
 from ..steps import next_step_prefix, step_body
@@ -45,6 +46,32 @@ from .base import PairVerdict, StepComparison
 from .prompts import VERDICT_LABELS, VERDICT_OPENING, pairwise_step_message, parse_verdict
 
 MODES = ("logprob", "generate", "likelihood")
+
+
+@dataclass
+class StepJudgeConfig:
+    """How the pairwise step judge is built: the run config's ``judge:`` section, the ``--mode``/
+    ``--debias``/... options of ``prm-sr judge``, ``prm-sr pairs`` and ``prm-sr eval``, and the judge of
+    the loop's search, held-out evaluation and eval's test-time search all read this one class
+    (:meth:`PairwiseStepJudge.from_config`)."""
+
+    mode: str = option("logprob", help="Pairwise step judge mode: logprob | generate | likelihood.", choices=MODES)
+    debias: bool = option(
+        True,
+        help="Judge both orders of every comparison and combine them. The step search sends both orders "
+        "itself, so there it only changes how a candidate's wins are counted (combined verdicts instead of "
+        "the paper's raw ordered-pair wins).",
+    )
+    max_new_tokens: int = option(256, help="Explanation + verdict budget in generate mode.", minimum=1)
+    batch_size: int | None = option(
+        None, help="Judge prompts per model call; none: all in one call (the backend still batches).", minimum=1
+    )
+    solve_few_shot: int | None = option(
+        None,
+        help="likelihood mode: worked examples in the solving prompt; none: the same as the solutions "
+        "being judged were written with (search.few_shot in the search, eval's few-shot in eval).",
+        minimum=0,
+    )
 
 JudgeCallable = Callable[[list[str]], list[str]]
 """A plain judge for tests and external services: judge prompts in, raw judge outputs out."""
@@ -149,6 +176,18 @@ class PairwiseStepJudge:
         self.solve_few_shot = solve_few_shot
         self.stats = JudgeStats()
         self._rng = random.Random(seed)
+
+    @classmethod
+    def from_config(
+        cls, model: Generator | JudgeCallable, config: StepJudgeConfig, solve_few_shot: int = 0, seed: int = 0
+    ) -> PairwiseStepJudge:
+        """The judge ``config`` describes. ``solve_few_shot`` is the few-shot count of the prompt the
+        judged steps were generated after; ``config.solve_few_shot``, when set, overrides it."""
+        few_shot = solve_few_shot if config.solve_few_shot is None else config.solve_few_shot
+        return cls(
+            model, mode=config.mode, debias=config.debias, batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens, solve_few_shot=few_shot, seed=seed,
+        )
 
     # -- prompts -----------------------------------------------------------------------------------
 

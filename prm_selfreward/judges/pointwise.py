@@ -117,13 +117,13 @@ class ScoreResult:
 
 @dataclass
 class PointwiseJudgeConfig:
-    samples: int = option(3, help="Judge samples per response, averaged (the paper: 3).")
+    samples: int = option(3, minimum=1, help="Judge samples per response, averaged (the paper: 3).")
     temperature: float = option(
         0.7,
         help="Sampling temperature of the judge; > 0 so the samples differ (the paper does not state it).",
     )
     top_p: float = option(0.9, help="Nucleus sampling of the judge.")
-    max_new_tokens: int = option(192, help="Budget for the justification (up to 100 words) and the score.")
+    max_new_tokens: int = option(192, minimum=1, help="Budget for the justification (up to 100 words) and the score.")
     template_file: str | None = option(
         None, help="Judge prompt template with {prompt} and {response}; default: the paper's 5-point prompt."
     )
@@ -242,7 +242,7 @@ def judge_agreement(judge: _Scorer, pairs: Sequence[OrderedPair]) -> JudgeAgreem
     """Score every distinct (question, response) of ``pairs`` in one ``judge.score`` call and count the
     pairs ordered correctly. Ties and unscored pairs count as wrong (a judge that cannot separate two
     responses gives DPO no pair either)."""
-    from ..evaluate import wilson_interval
+    from ..stats import wilson_interval
 
     keys: dict[tuple[str, str], int] = {}
     for pair in pairs:

@@ -4,9 +4,10 @@ Importing this package is cheap: torch, transformers and vLLM are imported when 
 """
 
 from .base import Completion, GenerationParams, Generator, TokenUsage, truncate_at_stop
+from .config import ModelConfig, load_generator, load_generator_from_config
 from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME, cache_dir, embedded_model_dir, is_converted
 from .hf import HFGenerator
-from .loading import load_generator, load_model_and_tokenizer, resolve_model_path
+from .loading import load_model_and_tokenizer, resolve_model_path
 from .scripted import ScriptedGenerator
 from .vllm import VLLMConfig, VLLMGenerator, engine_kwargs, to_sampling_kwargs, vllm_available
 
@@ -25,7 +26,9 @@ __all__ = [
     "embedded_model_dir",
     "engine_kwargs",
     "is_converted",
+    "ModelConfig",
     "load_generator",
+    "load_generator_from_config",
     "load_model_and_tokenizer",
     "resolve_model_path",
     "to_sampling_kwargs",

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import UserError
+from . import tokens
 from .base import Completion, GenerationParams, TokenUsage, truncate_at_stop
 
 SAMPLE_MODES = ("repeat", "num_return_sequences")
@@ -105,21 +106,14 @@ class HFGenerator:
 
     def format_prompt(self, message: str) -> str:
         """The chat template with the generation prompt when the tokenizer has one, else ``message``."""
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-            )
-        return message
+        return tokens.format_prompt(self.tokenizer, message)
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Token ids of a prompt: the tokenizer's special tokens (BOS) added unless the text (e.g. from
-        a chat template) already starts with the BOS token."""
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
-        return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        """Token ids of a prompt (BOS added unless the text already starts with it; see :mod:`.tokens`)."""
+        return tokens.encode_prompt(self.tokenizer, text)
 
     def encode_continuation(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokens.encode_continuation(self.tokenizer, text)
 
     # -- generation ----------------------------------------------------------------------------
 

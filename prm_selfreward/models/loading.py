@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..devices import resolve_device
 from ..errors import UserError
+from .config import DTYPES
 from .embedded import EMBEDDED_NAME, embedded_model_dir
-
-if TYPE_CHECKING:
-    from .base import Generator
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _OFFLINE_HINT = (
@@ -30,7 +29,6 @@ _OFFLINE_HINT = (
     "(one written by save_pretrained)"
 )
 
-DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def _is_hub_id(spec: str) -> bool:
@@ -142,34 +140,3 @@ def load_model_and_tokenizer(
     model.to(resolve_device(device))
     model.eval()
     return model, tokenizer
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; other names pass through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_generator(spec: str | os.PathLike[str], backend: str = "hf", **kwargs: Any) -> Generator:
-    """A :class:`Generator` for model ``spec`` on ``backend`` (``"hf"``: transformers; ``"vllm"``).
-
-    ``kwargs`` go to :class:`~.hf.HFGenerator` or :class:`~.vllm.VLLMGenerator` (both take
-    ``batch_size``, ``dtype``, ``device``, ``seed``; ``tensor_parallel_size`` other than 1 is vLLM only).
-    """
-    if backend in ("hf", "transformers"):
-        from .hf import HFGenerator
-
-        tensor_parallel = kwargs.pop("tensor_parallel_size", 1)
-        if tensor_parallel not in (None, 1):
-            raise UserError(
-                f"tensor_parallel_size={tensor_parallel} needs the vllm backend; the hf backend runs one device"
-            )
-        return HFGenerator(spec, **kwargs)
-    if backend == "vllm":
-        from .vllm import VLLMGenerator
-
-        return VLLMGenerator(spec, **kwargs)
-    raise UserError(f"unknown model backend {backend!r}; choose 'hf' (transformers) or 'vllm'")

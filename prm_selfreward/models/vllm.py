@@ -22,6 +22,7 @@ from typing import Any
 
 from ..config import option
 from ..errors import UserError
+from . import tokens
 from .base import Completion, GenerationParams, TokenUsage
 
 
@@ -143,15 +144,10 @@ class VLLMGenerator:
         self._sampling_params = vllm.SamplingParams
 
     def format_prompt(self, message: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-            )
-        return message
+        return tokens.format_prompt(self.tokenizer, message)
 
     def _encode_prompt(self, text: str) -> list[int]:
-        bos = self.tokenizer.bos_token
-        return self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+        return tokens.encode_prompt(self.tokenizer, text)
 
     def generate(
         self, prompts: Sequence[str], n: int = 1, params: GenerationParams | None = None
@@ -181,7 +177,7 @@ class VLLMGenerator:
         if len(prompts) != len(continuations):
             raise ValueError(f"score: {len(prompts)} prompts but {len(continuations)} continuations")
         pairs = [
-            (self._encode_prompt(p), self.tokenizer(c, add_special_tokens=False)["input_ids"])
+            (self._encode_prompt(p), tokens.encode_continuation(self.tokenizer, c))
             for p, c in zip(prompts, continuations, strict=True)
         ]
         todo = [i for i, (_, c) in enumerate(pairs) if c]

@@ -18,6 +18,9 @@ SOLVE_INSTRUCTION = (
     "Put your final answer in \\boxed{}."
 )
 
+MAX_FEW_SHOT = 4
+"""Worked examples in ``prompts/fewshot_math.txt`` (a test keeps the two equal)."""
+
 # Where a base model would go on to invent the next few-shot problem: cut there.
 SOLUTION_STOP = ["\nProblem:", "\n\n\n"]
 

@@ -26,6 +26,9 @@ from typing import Any
 
 from ..errors import UserError
 
+# The token contract lives with the backends: one definition for generation, scoring and training.
+from ..models.tokens import encode_completion, encode_prompt, format_prompt  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "TRAINING_COMPLETE.json"
@@ -66,34 +69,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- tokenisation
-
-
-def format_prompt(tokenizer: Any, message: str) -> str:
-    """The prompt text for a user ``message``: chat template with generation prompt when the tokenizer has
-    one, the message itself otherwise (the :meth:`Generator.format_prompt` contract)."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-        )
-    return message
-
-
-def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of a prompt text, with the tokenizer's special tokens (BOS) unless the text already starts
-    with the BOS token (chat templates render it into the text; adding it again would double it)."""
-    bos = getattr(tokenizer, "bos_token", None)
-    add_special = not (bos and text.startswith(bos))
-    return list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
-
-
-def encode_completion(tokenizer: Any, text: str, add_eos: bool) -> list[int]:
-    """Token ids of a completion (no special tokens), with EOS appended when ``add_eos``."""
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
-    if add_eos:
-        if tokenizer.eos_token_id is None:
-            raise UserError("the tokenizer has no EOS token; cannot mark the end of a completion")
-        ids.append(tokenizer.eos_token_id)
-    return ids
 
 
 # --------------------------------------------------------------------------- models

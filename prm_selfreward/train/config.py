@@ -18,23 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import ConfigError, option
+from ..devices import DEVICES, resolve_device  # noqa: F401  (re-exported)
 from .distributed import DistributedConfig, distributed_trl_kwargs, world_size
 
 logger = logging.getLogger(__name__)
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; other values are checked and returned."""
-    if device not in DEVICES:
-        raise ConfigError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 def device_kwargs(device: str, bf16: bool | None = None, gradient_checkpointing: bool | None = None) -> dict[str, Any]:
     """TRL/transformers arguments for ``device`` (``"cpu"`` or ``"cuda"``).
@@ -74,28 +61,28 @@ def gradient_accumulation(batch_size: int, per_device_batch_size: int, processes
 class TrainConfigBase:
     """Options shared by SFT and DPO; see :class:`SFTTrainConfig` and :class:`DPOTrainConfig` for defaults."""
 
-    learning_rate: float = option(1e-6, help="Peak learning rate (AdamW).")
-    epochs: float = option(1.0, help="Passes over the training records.")
+    learning_rate: float = option(1e-6, minimum=0.0, exclusive_minimum=True, help="Peak learning rate (AdamW).")
+    epochs: float = option(1.0, minimum=0.0, exclusive_minimum=True, help="Passes over the training records.")
     max_steps: int = option(-1, help="Stop after this many optimizer steps (overrides epochs when > 0).")
     batch_size: int = option(
-        32, help="Effective (global) batch: per_device_batch_size x processes x gradient accumulation."
+        32, minimum=1, help="Effective (global) batch: per_device_batch_size x processes x gradient accumulation."
     )
     per_device_batch_size: int = option(
-        4, help="Examples per forward pass on each device; gradient accumulation makes up the rest."
+        4, minimum=1, help="Examples per forward pass on each device; gradient accumulation makes up the rest."
     )
     max_length: int = option(
         1024,
-        help="Maximum tokens of prompt + completion. Longer records are dropped before training and counted "
+        minimum=1, help="Maximum tokens of prompt + completion. Longer records are dropped before training and counted "
         "(TrainResult.dropped_too_long), never silently truncated.",
     )
     lr_scheduler_type: str = option("linear", help="transformers scheduler name (linear, cosine, constant ...).")
-    warmup_ratio: float = option(0.0, help="Fraction of the steps spent warming the learning rate up from 0.")
+    warmup_ratio: float = option(0.0, minimum=0.0, maximum=1.0, help="Fraction of the steps spent warming the learning rate up from 0.")
     weight_decay: float = option(0.0, help="AdamW weight decay.")
     max_grad_norm: float = option(1.0, help="Gradient clipping norm.")
     lora: bool = option(
         False, help="Train a LoRA adapter (peft) instead of all weights; it is merged into the saved model."
     )
-    lora_r: int = option(16, help="LoRA rank.")
+    lora_r: int = option(16, minimum=1, help="LoRA rank.")
     lora_alpha: int = option(32, help="LoRA scaling alpha.")
     lora_dropout: float = option(0.05, help="Dropout on the LoRA path.")
     lora_target_modules: list[str] = option(
@@ -109,7 +96,7 @@ class TrainConfigBase:
         "a large vocabulary (the embedded Gemma 3: 168M of 268M parameters) this saves most optimizer memory.",
     )
     seed: int = option(42, help="Seed for data order, dropout and adapter initialisation.")
-    logging_steps: int = option(1, help="Log loss and metrics every this many optimizer steps.")
+    logging_steps: int = option(1, minimum=1, help="Log loss and metrics every this many optimizer steps.")
     device: str = option("auto", help="auto (GPU when visible), cpu or cuda.")
     bf16: bool | None = option(
         None, help="bf16 mixed precision; None: on for GPU, off for CPU (slow there without native bf16)."
@@ -190,8 +177,8 @@ class TrainConfigBase:
 class SFTTrainConfig(TrainConfigBase):
     """Supervised fine-tuning on IFT + EFT seed data (M0 -> M1); loss on the completion only."""
 
-    learning_rate: float = option(1e-6, help="Peak learning rate (paper: 1e-6).")
-    epochs: float = option(3.0, help="Passes over the seed data (paper: 3).")
+    learning_rate: float = option(1e-6, minimum=0.0, exclusive_minimum=True, help="Peak learning rate (paper: 1e-6).")
+    epochs: float = option(3.0, minimum=0.0, exclusive_minimum=True, help="Passes over the seed data (paper: 3).")
 
     def trl_kwargs(self, output_dir: str, processes: int | None = None) -> dict[str, Any]:
         kwargs = super().trl_kwargs(output_dir, processes)
@@ -211,9 +198,9 @@ LOSS_TYPES = (
 class DPOTrainConfig(TrainConfigBase):
     """Step-DPO on the model's own step pairs (M(t) -> M(t+1))."""
 
-    learning_rate: float = option(5e-7, help="Peak learning rate (paper: 5e-7).")
-    epochs: float = option(1.0, help="Passes over the pairs (paper: 1).")
-    beta: float = option(0.1, help="DPO beta: strength of the pull towards the reference model (paper: 0.1).")
+    learning_rate: float = option(5e-7, minimum=0.0, exclusive_minimum=True, help="Peak learning rate (paper: 5e-7).")
+    epochs: float = option(1.0, minimum=0.0, exclusive_minimum=True, help="Passes over the pairs (paper: 1).")
+    beta: float = option(0.1, minimum=0.0, exclusive_minimum=True, help="DPO beta: strength of the pull towards the reference model (paper: 0.1).")
     loss_type: str = option("sigmoid", help="TRL DPO loss: sigmoid (standard DPO), ipo, hinge, robust ...")
     precompute_ref_log_probs: bool = option(
         False,

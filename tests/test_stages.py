@@ -1,0 +1,92 @@
+"""Each stage command gives the records the loop's stage gives, for the same model, problems and config:
+the two share one stage core (prm_selfreward.stages), and these stories check that they stay one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import prm_selfreward.stages.run as S
+from prm_selfreward.cli import app
+from prm_selfreward.config import merge, to_dict
+from prm_selfreward.data import load_benchmark
+from prm_selfreward.io import read_jsonl, write_jsonl
+from prm_selfreward.run_config import load_run_config
+from prm_selfreward.stages import RunContext
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def run(tmp_path, tiny_model_dir, data_dir) -> RunContext:
+    overrides = {
+        "model": {"name": str(tiny_model_dir), "batch_size": 4}, "data_dir": str(data_dir),
+        "eval": {"benchmarks": ["gsm8k"], "limit": {"gsm8k": 3}, "max_new_tokens": 12, "few_shot": 1},
+        "search": {"width": 3, "max_step_tokens": 6, "max_rounds": 2, "lockstep": 2, "few_shot": 1},
+        "judge": {"mode": "likelihood"},
+    }
+    config = load_run_config(REPO / "configs" / "cpu-smoke.yaml", overrides)
+    ctx = RunContext(tmp_path / "run", config, log=lambda msg: None)
+    ctx.layout.root.mkdir(parents=True)
+    ctx.layout.config.write_text(yaml.safe_dump(to_dict(config)))
+    return ctx
+
+
+def _invoke(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_eval_command_matches_the_loops_eval_stage(run, tmp_path):
+    S.evaluate_model(run, 0)
+    out = tmp_path / "eval"
+    _invoke(["eval", "--config", str(run.layout.config), "-o", str(out)])
+    loop_rows = read_jsonl(run.layout.eval_dir(0) / "gsm8k.jsonl")
+    cmd_rows = read_jsonl(out / "gsm8k.jsonl")
+    assert len(loop_rows) == 3
+    keys = ("id", "prompt", "completion", "predicted", "correct", "tokens")
+    assert [{k: r[k] for k in keys} for r in cmd_rows] == [{k: r[k] for k in keys} for r in loop_rows]
+    assert json.loads((out / "summary.json").read_text())["few_shot"] == 1
+
+
+def test_eval_with_search_uses_the_runs_search_and_judge(run, tmp_path):
+    """Test-time search takes the whole SearchConfig and StepJudgeConfig: a max_rounds of 1 from the run's
+    search section gives one-step solutions."""
+    cfg = merge(to_dict(run.config), {"eval": {"search_width": 2}, "search": {"max_rounds": 1}})
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "eval-search"
+    _invoke(["eval", "--config", str(path), "-o", str(out)])
+    rows = read_jsonl(out / "gsm8k.jsonl")
+    assert len(rows) == 3 and all(r["completion"].count("Step ") <= 1 for r in rows)
+
+
+def test_pairs_command_matches_the_loops_search_and_pairs_stages(run, tmp_path, data_dir):
+    problems = load_benchmark("gsm8k", split="train", data_dir=data_dir, limit=2)
+    run.iter_dir(2)
+    write_jsonl(run.layout.problems(2), [p.to_dict() for p in problems])
+    run.manifest.stages["train/M1 (SFT)"] = {"status": "done", "result": {"skipped": "test", "model": run.config.model.name}}
+    S.search_steps(run, 2)
+    S.build_pairs(run, 2)
+    out = tmp_path / "pairs"
+    _invoke(["pairs", "--config", str(run.layout.config), "--problems", "gsm8k", "--limit", "2", "--out", str(out)])
+    loop_search = read_jsonl(run.layout.search(2))
+    cmd_search = read_jsonl(out / "search.jsonl")
+    assert [r["solution"] for r in cmd_search] == [r["solution"] for r in loop_search]
+    assert read_jsonl(out / "pairs.jsonl") == read_jsonl(run.layout.pairs(2))
+
+
+def test_judge_command_matches_the_loops_judge_eval_stage(run, tmp_path):
+    S.build_seed(run)
+    result = S.evaluate_judge(run, 0)
+    out = tmp_path / "judged.jsonl"
+    _invoke(["judge", "--config", str(run.layout.config), "--input", str(run.layout.eft_heldout), "-o", str(out)])
+    loop_rows = read_jsonl(run.layout.judge_eval(0))
+    cmd_rows = read_jsonl(out)
+    assert len(cmd_rows) == len(loop_rows) == result["total"] > 0
+    assert [r["verdict"] for r in cmd_rows] == [r["predicted"] for r in loop_rows]
+    assert [r["probability"] for r in cmd_rows] == pytest.approx([r["probability"] for r in loop_rows])
