@@ -4,8 +4,10 @@ Cases are built here from real gold answers (MATH-500, OlympiadBench, GSM8K, MAT
 in ``$PRM_SR_DATA_DIR``, default ``../shared/data``): rewritings that must be accepted (other
 notation, reordered sets, decimals within tolerance, units, ``x = v``) and near misses that must be
 rejected (a changed element, a swapped tuple, an interval end, a rounded decimal), each wrapped in a
-realistic model output, plus the known failure modes of DESIGN.md section 4 and extraction traps.
-Labels come from the construction (a rewriting by an identity is equal; a perturbation is checked
+realistic model output, plus the known failure modes of DESIGN.md section 4, extraction traps, and
+the hand-written table of answer forms as models write them (tests/realistic_cases.py, category
+``realistic``, labelled by hand; the agreement of the two checkers on it is printed). Other labels
+come from the construction (a rewriting by an identity is equal; a perturbation is checked
 numerically to differ), never from either checker.
 
 Both checkers run one case at a time in this process (ours sends sympy work to its worker process
@@ -621,6 +623,14 @@ def extraction_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
     return out
 
 
+def realistic_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
+    """The hand-written table of answer forms as models write them (tests/realistic_cases.py), whole."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from realistic_cases import CASES
+
+    return [Case("realistic", c.gold, c.output, c.expected, c.benchmark, note=c.group) for c in CASES]
+
+
 BUILDERS = {
     "gsm8k": gsm8k_cases,
     "numbers": number_cases,
@@ -633,6 +643,7 @@ BUILDERS = {
     "olympiad_multi": olympiad_multi_cases,
     "equations": equation_cases,
     "extraction": extraction_cases,
+    "realistic": realistic_cases,
 }
 
 
@@ -755,6 +766,7 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "category" else "right")
     totals = {"ours": [0, 0.0], "mv": [0, 0.0]}
     errors: dict[str, list[str]] = {"ours": [], "math-verify": []}
+    agreement = ""
     for category, indices in by_cat.items():
         subset = [cases[i] for i in indices]
         runs = run_interleaved(subset, args.timeout)
@@ -772,6 +784,12 @@ def main() -> None:
                     errors[name].append(
                         f"[{category}] label={c.label} gold={c.gold!r} out=...{c.output[-90:]!r} -> {note}"
                     )
+        if category == "realistic":
+            same = sum(a == b for a, b in zip(ours, mv, strict=True))
+            agreement = (
+                f"ours and math-verify agree on {same} of {len(subset)} realistic cases "
+                f"({same / len(subset):.1%})"
+            )
         table.add_row(
             category,
             str(len(subset)),
@@ -796,6 +814,8 @@ def main() -> None:
     console.print(
         "speed ratio = math-verify time / our time (>1: ours faster); a timeout counts as not equal."
     )
+    if agreement:
+        console.print(agreement, highlight=False)
     _print_overhead(console)
     if args.show_errors:
         for name, lines in errors.items():

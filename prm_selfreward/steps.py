@@ -15,7 +15,8 @@ Contract of :func:`split_steps`, whatever the format:
 - never a split inside ``$...$``, ``$$...$$``, ``\\[...\\]``, ``\\(...\\)``,
   ``\\begin{env}...\\end{env}``, a fenced code block or an ``[asy]...[/asy]`` drawing (MATH); see
   :func:`protected_spans` for how openers are paired (an opener without a closer is plain text, so a
-  stray ``$`` cannot swallow the rest of a solution).
+  stray ``$`` cannot swallow the rest of a solution, and inline math never spans a line that starts
+  with a step marker, so a sloppy ``$`` cannot glue two steps together).
 """
 
 from __future__ import annotations
@@ -111,12 +112,16 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
     with the same fence), ``[asy]...[/asy]``, ``$$...$$``, ``\\[...\\]``, ``\\(...\\)``,
     ``\\begin{env}...\\end{env}`` (same-name nesting counted) and inline ``$...$`` (pandoc's rule:
     the opener is followed by a non-space, the closer preceded by a non-space and not followed by a
-    digit; it may not span a blank line). Escaped ``\\$`` is literal. An opener without a closer is literal text.
+    digit; it may not span a blank line). Inline math (``$...$``, ``\\(...\\)``) may not span a line
+    that starts with a step marker either: a sloppy ``$`` (``yields $ x = \\boxed{83}$.``) must not
+    glue the next ``Step 2:`` onto its step. Escaped ``\\$`` is literal. An opener without a closer is
+    literal text.
     """
     spans: list[tuple[int, int]] = []
     finder = _Finder(text)
     closers = _single_dollar_closers(text)
     blank_lines = [m.start() for m in _BLANK_RUN_RE.finditer(text)]
+    step_lines = [m.start() for m in STEP_MARKER_RE.finditer(text)]
     fences = {m.start(): m for m in _FENCE_RE.finditer(text)}
     environments = _environment_pairs(text)
     n = len(text)
@@ -141,7 +146,7 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
             if nxt in ("[", "("):
                 closer = "\\]" if nxt == "[" else "\\)"
                 end = finder.find(closer, i + 2)
-                if end != -1:
+                if end != -1 and not (nxt == "(" and _holds(step_lines, i, end)):
                     spans.append((i, end + 2))
                     i = end + 2
                     continue
@@ -172,13 +177,18 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
                 k = bisect.bisect_right(closers, i)
                 if k < len(closers):
                     end = closers[k]
-                    b = bisect.bisect_right(blank_lines, i)
-                    if b == len(blank_lines) or blank_lines[b] >= end:
+                    if not _holds(blank_lines, i, end) and not _holds(step_lines, i, end):
                         spans.append((i, end + 1))
                         i = end + 1
                         continue
         i += 1
     return spans
+
+
+def _holds(positions: list[int], start: int, end: int) -> bool:
+    """Whether a position of the sorted ``positions`` lies strictly after ``start`` and before ``end``."""
+    k = bisect.bisect_right(positions, start)
+    return k < len(positions) and positions[k] < end
 
 
 def _environment_pairs(text: str) -> dict[int, int]:

@@ -98,6 +98,11 @@ add("outside_box", [
     ("2", HEAD + "The solutions are $x=-3$ and $x=2$.", False, None),
     ("12", HEAD + "He pays $5 and then $7 more, so 12 in total.", True, None),
     ("3", HEAD + "We get $x=3$. Check: plugging in gives $2 \\cdot 3 = 6$, correct.", False, None),
+    ("2", HEAD + "A pen costs $5. Solving gives $x=2$.", True, None),
+    ("5", HEAD + "A pen costs $5. Solving gives $x=2$.", False, None),
+    ("2\\sqrt{5}", HEAD + "The distance is $\\sqrt{20} = 2\\sqrt{5}$.", True, None),
+    ("2\\sqrt{5}", HEAD + "The distance is $d = 2\\sqrt{5} \\approx 4.47$.", True, None),
+    ("5", HEAD + "so we need $x + 3 = 8$, hence", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,6 +187,11 @@ add("relations", [
     ("(-2, 2)", "\\boxed{x^2 \\le 4}", False, None),
     ("y = 2x+1", "\\boxed{2x - y = -1}", True, None),
     ("y = 2x+1", "\\boxed{2x - y = 1}", False, None),
+    ("[-3, 3]", "\\boxed{|x| \\le 3}", True, None),
+    ("[-3, 3]", "\\boxed{|x| < 3}", False, None),
+    ("(-\\infty, 3) \\cup (3, \\infty)", "\\boxed{x \\ne 3}", True, None),
+    ("(-\\infty, 3) \\cup (3, \\infty)", "\\boxed{x \\ne 4}", False, None),
+    ("x \\ge 3 \\text{ or } x \\le -3", "\\boxed{(-\\infty,-3]\\cup[3,\\infty)}", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -243,6 +253,10 @@ add("numbers_units", [
     ("25\\%", "\\boxed{0.25}", False, None),
     ("40", "\\boxed{40^\\circ}", True, None),
     ("40", "\\boxed{40\u00b0}", True, None),
+    ("\\frac{41}{333}", "\\boxed{0.\\overline{123}}", True, None),
+    ("\\frac{1}{3}", "\\boxed{0.\\overline{4}}", False, None),
+    ("500", "\\boxed{\u20b9500}", True, None),
+    ("5", "\\boxed{5 USD}", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -262,6 +276,8 @@ add("choices", [
     ("C", HEAD + "The correct option is **(C)**.", True, None),
     ("C", HEAD + "The answer is (C).", True, None),
     ("C", HEAD + "Answer: C", True, None),
+    ("A", "\\boxed{[A]}", True, None),
+    ("B", HEAD + "Answer: (B) 12", True, None),
     ("C", "\\boxed{D}", False, None),
     ("B", HEAD + "The answer is (C).", False, None),
     ("C", "\\boxed{\\text{(D)}}", False, None),

@@ -162,3 +162,102 @@ def test_an_in_process_failure_is_a_verdict(monkeypatch):
     verdict = check("\\boxed{(1, 2)}", "(2, 1)")
     assert (verdict.correct, verdict.reason) == (False, "error")
     assert "RuntimeError: bug" in verdict.detail
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hostile text in the calling process: extraction is linear (it has no time limit of its own).
+
+HOSTILE_TEXT = {
+    "minerva spam": "Final Answer: The final answer is ",  # was quadratic: 84 s at 272 KB
+    "minerva and dollar": "Final Answer: The final answer is $",
+    "answer-is spam": "The answer is ",
+    "answer-colon spam": "answer: ",
+    "bold answer spam": "**Answer:** ",
+    "bare boxes": "\\boxed 5 ",
+    "unclosed boxes": "\\boxed{",
+    "closed boxes": "\\boxed{1}",
+    "dollars": "$",
+    "double dollars": "$$",
+    "dollar and space": "$ ",
+    "escaped dollars": "\\$",
+    "unclosed \\(": "\\(",
+    "unclosed \\[": "\\[",
+    "math spans": "$x$ and ",
+    "bold marks": "**",
+    "chat tokens": "<|im_end|>",
+    "numbers and commas": "1,",
+}
+HOSTILE_SIZE = 272_000
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_TEXT))
+def test_extraction_is_linear_on_hostile_text(name):
+    from prm_selfreward.grading import extract_answer
+
+    unit = HOSTILE_TEXT[name]
+    text = unit * (HOSTILE_SIZE // len(unit))
+    started = time.monotonic()
+    extract_answer(text)
+    verdict = check(text, "5", timeout=LIMIT)
+    elapsed = time.monotonic() - started
+    assert verdict.correct is False
+    # Linear work on 272 KB takes well under a second; a quadratic finder takes minutes.
+    assert elapsed < 5.0, (name, elapsed)
+
+
+def test_a_hash_line_of_spaces_is_linear():
+    started = time.monotonic()
+    check("#### " + " " * HOSTILE_SIZE + "x", "5", benchmark="gsm8k", timeout=LIMIT)
+    assert time.monotonic() - started < 5.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The size cap before sympy evaluates, and the worker's memory cap.
+
+
+def _vm_peak(worker: SympyWorker) -> int:
+    with open(f"/proc/{worker._proc.pid}/status", encoding="ascii") as handle:  # noqa: SLF001
+        line = next(line for line in handle if line.startswith("VmPeak:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.parametrize("pred", ["(2^{2^{30}})!", "x^{2^{30}} + 1", "10^{10^{8}}", "\\binom{10^{9}}{10^{8}}"])
+def test_answers_too_large_to_evaluate_are_refused_before_sympy_builds_them(pred):
+    started = time.monotonic()
+    with default_pool().acquire() as worker:
+        worker.wait_ready()
+        result = worker.compare(("5",), pred, timeout=5.0)
+        peak = _vm_peak(worker)
+    assert (result.equal, result.reason) == (False, "timeout")
+    assert "refused before evaluation" in result.detail
+    assert time.monotonic() - started < 3.0  # refused at once, not after the 5 s limit
+    assert peak < 512 * 1024**2  # nothing was built (an idle worker maps about 65 MiB)
+
+
+@pytest.mark.parametrize(
+    "gold,pred,expected",
+    [
+        ("\\frac{1}{2004!}", "\\frac{2005 \\cdot 2006}{2006!}", True),  # large but under the cap
+        ("2^{2005}", "2 \\cdot 2^{2004}", True),
+        ("2^{2005}", "2^{2004}", False),
+        ("10^{-9000}", "10^{-8999}/10", True),
+    ],
+)
+def test_large_answers_under_the_cap_are_still_compared(gold, pred, expected):
+    assert answers_equal(gold, pred) == (expected, "equal" if expected else "not_equal")
+
+
+def test_worker_memory_is_capped_and_reported_as_its_own_reason():
+    # With the size cap turned off, (2^{2^{30}})! reaches the worker's address-space cap: the job
+    # answers reason "memory" and the worker never maps more than its cap (it took 1.9 GB uncapped).
+    from prm_selfreward.grading.timeout import WORKER_MEMORY_BYTES
+
+    worker = SympyWorker(max_bits=0)
+    try:
+        worker.wait_ready()
+        result = worker.compare(("5",), "(2^{2^{30}})!", timeout=5.0)
+        assert (result.equal, result.reason) == (False, "memory"), result
+        assert _vm_peak(worker) <= WORKER_MEMORY_BYTES
+        assert worker.compare(("x+1",), "1+x", timeout=30).equal  # the worker goes on
+    finally:
+        worker.close()

@@ -189,6 +189,36 @@ def test_math_and_code_blocks_stay_whole(text, fmt, expected):
     assert split_steps(text, fmt, delimiter) == expected
 
 
+S1 = "Step 1: Adding the two equations yields $ x = \\boxed{83}$.\n"
+SLOPPY = [
+    # A MATH-style step that ends in sloppy inline math (a space after the opening $): the $ after the
+    # box opens a would-be span that pairs with the next step's $...$.
+    (S1 + "Step 2: So $y = 2$ and we are done.", [S1, "Step 2: So $y = 2$ and we are done."]),
+    # the same with chat-model markers
+    (S1 + "**Step 2:** So $y = 2$.", [S1, "**Step 2:** So $y = 2$."]),
+    (S1 + "## Step 2: So $y = 2$.", [S1, "## Step 2: So $y = 2$."]),
+    # an inline $ left open in one step, closed in the next
+    ("Step 1: We get $x = 2.\nStep 2: Then $y=3$.", ["Step 1: We get $x = 2.\n", "Step 2: Then $y=3$."]),
+    ("Step 1: We get $x=2\nStep 2: so y=3$ too", ["Step 1: We get $x=2\n", "Step 2: so y=3$ too"]),
+    # \( left open
+    ("Step 1: we have \\(x = 2.\nStep 2: then \\(y = 3\\).", ["Step 1: we have \\(x = 2.\n", "Step 2: then \\(y = 3\\)."]),
+    # currency followed by math in the next step
+    ("Step 1: It costs $5.\nStep 2: Then $2x = 10$.\nStep 3: So x = 5.",
+     ["Step 1: It costs $5.\n", "Step 2: Then $2x = 10$.\n", "Step 3: So x = 5."]),
+    # still whole: inline math that really spans lines without a marker line inside it
+    ("Step 1: $x\n= 2$ here\nStep 2: b", ["Step 1: $x\n= 2$ here\n", "Step 2: b"]),
+    # display math keeps a marker-like line inside it (as before)
+    ("Step 1: let\n$$\nStep 2: x\n$$\nStep 2: y", ["Step 1: let\n$$\nStep 2: x\n$$\n", "Step 2: y"]),
+]
+
+
+@pytest.mark.parametrize("text,expected", SLOPPY)
+def test_a_step_marker_line_starts_a_step_despite_sloppy_inline_math(text, expected):
+    steps = split_steps(text, "auto")
+    assert steps == expected
+    assert "".join(steps) == text
+
+
 @pytest.mark.parametrize(
     "text,delimiter,expected",
     [

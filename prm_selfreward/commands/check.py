@@ -9,9 +9,9 @@ A file: each line ``{"gold": ..., "prediction": ..., "benchmark": optional, "uni
 
     prm-sr check --input cases.jsonl --output graded.jsonl
 
-The prediction may be a whole solution (the answer is extracted: box, ``####``, "the answer is",
-Minerva) or a bare answer: when no explicit marker is found the whole prediction is the answer
-(never its last number). Exit codes: one pair 0 equal / 1 not equal; a file 0 once written;
+The prediction may be a whole solution (the answer is extracted: box, Minerva, ``####``, "the
+answer is", the last math span or bold answer) or a bare answer: when no answer marker is found the
+whole prediction is the answer (never its last number). Exit codes: one pair 0 equal / 1 not equal; a file 0 once written;
 2 for user errors (bad path, unknown benchmark, bad arguments).
 """
 

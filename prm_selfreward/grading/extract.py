@@ -212,7 +212,7 @@ class _Span:
 # Delimiter tokens, left to right: \\ (a line break) and \$ (a literal dollar) are consumed so that
 # they are never read as delimiters.
 _DELIM_RE = re.compile(r"\\\\|\\\$|\\[()\[\]]|\$\$|\$")
-_CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
+_OPENER = {"$": "$", "$$": "$$", "\\)": "\\(", "\\]": "\\["}
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
 # A word of prose (3+ letters, not a LaTeX command) outside \text{...}.
 _PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}(?![A-Za-z])")
@@ -226,39 +226,40 @@ def _looks_like_prose(content: str) -> bool:
 
 
 def math_spans(text: str) -> list[_Span]:
-    """Every math span of ``text``, left to right, paired as TeX pairs them (an opener pairs with the
-    next closer of its kind), except that a span may not hold a blank line, and an inline ``$``
-    span whose closer is followed by a digit is currency (``$5 and $7``): such an opener is literal
-    text. Linear: closers are looked up by bisection in per-kind position lists."""
+    """Every math span of ``text``, left to right. Spans are paired from the end (a closer with the
+    nearest opener of its kind before it), so that a stray ``$`` early in a text cannot shift the
+    pairing of the final answer; a span may not hold a blank line, and an inline ``$`` span whose
+    closer is followed by a digit is currency (``$5 and $7``), not math. Linear: openers are looked
+    up by bisection in per-kind position lists."""
     tokens = [(m.start(), m.group(0)) for m in _DELIM_RE.finditer(text)]
     positions: dict[str, list[int]] = {}
     for index, (_, tok) in enumerate(tokens):
         positions.setdefault(tok, []).append(index)
     blanks = [m.start() for m in _BLANK_LINE_RE.finditer(text)]
     spans: list[_Span] = []
-    k = 0
-    while k < len(tokens):
-        pos, tok = tokens[k]
-        closer = _CLOSER.get(tok)
-        if closer is None:
-            k += 1
+    k = len(tokens) - 1
+    while k >= 0:
+        close_pos, tok = tokens[k]
+        opener = _OPENER.get(tok)
+        if opener is None:
+            k -= 1
             continue
-        later = positions.get(closer, [])
-        c = bisect.bisect_right(later, k)
-        if c == len(later):
-            k += 1
+        earlier = positions.get(opener, [])
+        o = bisect.bisect_left(earlier, k) - 1
+        if o < 0:
+            k -= 1
             continue
-        close_index = later[c]
-        close_pos = tokens[close_index][0]
-        content_start = pos + len(tok)
-        b = bisect.bisect_right(blanks, pos)
+        open_index = earlier[o]
+        open_pos = tokens[open_index][0]
+        b = bisect.bisect_right(blanks, open_pos)
         blank_inside = b < len(blanks) and blanks[b] < close_pos
         currency = tok == "$" and text[close_pos + 1 : close_pos + 2].isdigit()
         if blank_inside or currency:
-            k += 1
+            k -= 1
             continue
-        spans.append(_Span(pos, close_pos + len(closer), text[content_start:close_pos]))
-        k = close_index + 1
+        spans.append(_Span(open_pos, close_pos + len(tok), text[open_pos + len(opener) : close_pos]))
+        k = open_index - 1
+    spans.reverse()
     return spans
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 from .extract import matching_brace
@@ -170,7 +171,19 @@ _CHOICE_VALUE_RE = re.compile(
     r"^(?:(?i:option|choice|answer)\s*)?\(\s*([A-E])\s*\)\s+\S.*$|^(?i:option|choice)\s*\(?\s*([A-E])\s*\)?$",
     re.DOTALL,
 )
-_CHOICE_RE = re.compile(r"^\(?\s*(?:\\text\{\s*\(?\s*([A-Ea-e])\s*\)?\s*\}|([A-E]))\s*\)?$")
+_CHOICE_RE = re.compile(
+    r"^[(\[]?\s*(?:\\text\{\s*\(?\s*([A-Ea-e])\s*\)?\s*\}|([A-E]))\s*[)\]]?$"
+)
+# 0.\overline{3}, 1.2\overline{34}: a repeating decimal, read exactly.
+_REPEATING_RE = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}")
+
+
+def _repeating(match: re.Match[str]) -> str:
+    whole, fixed, period = match.group(1) or "0", match.group(2), match.group(3)
+    numerator = int(whole + fixed + period) - int(whole + fixed)
+    denominator = 10 ** len(fixed) * (10 ** len(period) - 1)
+    value = Fraction(numerator, denominator)
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}" if value.denominator != 1 else str(value.numerator)
 # Known units, stripped from the end even when glued to the number (22.1cm^2); single letters only
 # after a space (2m is 2*m, "2 m" is two metres).
 _LONG_UNITS = (
@@ -353,6 +366,7 @@ def _basic(text: str) -> str:
     text = _RELATION_ALIAS_RE.sub(lambda m: _RELATION_ALIASES[m.group(1) or m.group(0)], text)
     text = _CURRENCY_CMD_RE.sub(" ", text)
     text = _DECIMAL_COMMA_RE.sub(r"\1.\2", text)
+    text = _REPEATING_RE.sub(_repeating, text)
     text = text.replace("\\dots", "\\ldots").replace("\\cdots", "\\ldots")
     text = text.replace("\\langle", "(").replace("\\rangle", ")")  # a vector <a, b> is the tuple (a, b)
     return text
@@ -492,7 +506,7 @@ _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
 
 
 def _is_constant(text: str) -> bool:
-    """No letters outside LaTeX commands (``2\sqrt{5}``, ``\frac{\pi}{2}``), and some digit or constant."""
+    """No letters outside LaTeX commands (``2\\sqrt{5}``, ``\\frac{\\pi}{2}``), and a digit or pi."""
     bare = _COMMAND_RE.sub(" ", text)
     return bool(text.strip()) and not re.search(r"[A-Za-z]", bare) and bool(re.search(r"[\d]|\\pi", text))
 
