@@ -8,13 +8,15 @@ symmetric where assignments are stripped, see :class:`~prm_selfreward.grading.no
    with whitespace removed.
 2. ``fast``: both texts are cut into shapes (tuples, sets, intervals, equations, ... see
    :mod:`~prm_selfreward.grading.normalize`) and compared structurally, with atoms compared by
-   :func:`fast_atom_equal`: identical text, infinities, plain numbers (integers, decimals, ``a/b``,
-   ``\\frac{a}{b}``, mixed numbers) compared as exact fractions, words. Anything else is *undecided*.
+   :func:`fast_atom_equal`: identical text, infinities, numbers with a base subscript (``52_8``, in
+   their base), plain numbers (integers, decimals, ``a/b``, ``\\frac{a}{b}``, mixed numbers) compared as
+   exact fractions, words. Anything else is *undecided*.
 3. ``sympy``: an undecided comparison is re-run in a worker process with atoms compared by
    :func:`prm_selfreward.grading.sympy_compare.sympy_atom_equal` (latex2sympy2_extended parses;
    structural equality, numeric evaluation, random-point identity test, ``simplify``), under a hard
    deadline (:mod:`~prm_selfreward.grading.timeout`): a worker that overruns is killed and the
-   verdict is ``timeout`` (not equal).
+   verdict is ``timeout`` (not equal); an answer too large to evaluate is refused before sympy
+   builds it (also ``timeout``), and a worker that reaches its memory cap answers ``memory``.
 
 Rungs 0-2 run in the calling process: they are pure string and :class:`fractions.Fraction` work,
 bounded by the input length (numbers longer than :data:`MAX_DIGITS` digits go to rung 3). Most real

@@ -7,11 +7,16 @@ cached per process (a gold answer is parsed once however many samples are graded
 Atom comparisons, in order (the first that decides wins):
 
 1. ``fast``: :func:`~prm_selfreward.grading.equivalence.fast_atom_equal` (texts, plain numbers).
-2. ``parse``: both sides through ``latex2sympy``; a side that does not parse makes the pair unequal
+2. ``parse``: both sides through ``latex2sympy`` (unevaluated), then the size cap
+   (:func:`estimate_bits` against :data:`MAX_BITS`: an answer over it is refused, reason
+   ``timeout``, before anything is evaluated); a side that does not parse makes the pair unequal
    and the verdict ``parse_error`` (unless another rung finds the answers equal).
 3. ``structural``: sympy ``==`` after ``i`` is read as the imaginary unit.
 4. ``relational``: (in)equations ``l op r`` as ``l - r op 0``; equal when the operators agree and the
-   two sides differ by a constant factor (positive for inequalities), checked at random points.
+   two sides differ by a constant factor (positive for inequalities), checked at random points; else
+   two inequalities in the same one unknown with the same real solution set (``solveset``). An
+   inequality in one unknown against an interval or union (:meth:`SympyComparator.solution_set`)
+   compares its real solution set with that set.
 5. ``matrix``: same shape and equal entries.
 6. ``numeric``: no free symbols: evaluated to 40 digits. Exact against exact: unequal when they differ
    beyond 1e-12 relative; else a rational difference (``(a - b).doit()``) decides exactly (a non-zero
