@@ -103,6 +103,14 @@ add("outside_box", [
     ("2\\sqrt{5}", HEAD + "The distance is $\\sqrt{20} = 2\\sqrt{5}$.", True, None),
     ("2\\sqrt{5}", HEAD + "The distance is $d = 2\\sqrt{5} \\approx 4.47$.", True, None),
     ("5", HEAD + "so we need $x + 3 = 8$, hence", False, None),
+    ("10", HEAD + "Thus, the value of $n$ is 10.", True, None),
+    ("\\frac{5}{3}", HEAD + "The ratio is $\\frac{5}{3}$, i.e. about $1.67$.", True, None),
+    ("1.67", HEAD + "The ratio is $\\frac{5}{3}$, i.e. about $1.67$.", False, None),
+    ("-1", HEAD + "The minimum value is $-1$, attained at $x = 0$.", True, None),
+    ("0", HEAD + "The minimum value is $-1$, attained at $x = 0$.", False, None),
+    ("\\frac{1}{6}", HEAD + "The probability is 1/6 \u2248 0.167", True, None),
+    ("7", HEAD + "The answer is 7 dollars, since 14/2 = 7.", True, None),
+    ("14", HEAD + "The answer is 7 dollars, since 14/2 = 7.", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -192,6 +200,10 @@ add("relations", [
     ("(-\\infty, 3) \\cup (3, \\infty)", "\\boxed{x \\ne 3}", True, None),
     ("(-\\infty, 3) \\cup (3, \\infty)", "\\boxed{x \\ne 4}", False, None),
     ("x \\ge 3 \\text{ or } x \\le -3", "\\boxed{(-\\infty,-3]\\cup[3,\\infty)}", True, None),
+    ("\\{x|x<-1\\text{ or }x>3\\}", "\\boxed{(-\\infty,-1)\\cup(3,\\infty)}", True, "gaokao2023en"),
+    ("\\{x|x<-1\\text{ or }x>3\\}", "\\boxed{(-\\infty,-1]\\cup(3,\\infty)}", False, "gaokao2023en"),
+    ("(-\\infty, \\infty)", "\\boxed{\\mathbb{R}}", True, None),
+    ("(0, \\infty)", "\\boxed{\\mathbb{R}}", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,6 +290,10 @@ add("choices", [
     ("C", HEAD + "Answer: C", True, None),
     ("A", "\\boxed{[A]}", True, None),
     ("B", HEAD + "Answer: (B) 12", True, None),
+    ("B", HEAD + "The correct choice is B.", True, None),
+    ("B", HEAD + "Hence option B is correct.", True, None),
+    ("\\text{B}", HEAD + "The correct choice is (B) $\\frac{1}{2}$.", True, None),
+    ("A", HEAD + "Hence option B is correct.", False, None),
     ("C", "\\boxed{D}", False, None),
     ("B", HEAD + "The answer is (C).", False, None),
     ("C", "\\boxed{\\text{(D)}}", False, None),

@@ -186,6 +186,9 @@ HOSTILE_TEXT = {
     "bold marks": "**",
     "chat tokens": "<|im_end|>",
     "numbers and commas": "1,",
+    "variable spans": "n$ $",
+    "choice letters": "A is ",
+    "approximations": "about $1$ ",
 }
 HOSTILE_SIZE = 272_000
 

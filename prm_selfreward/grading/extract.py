@@ -15,15 +15,19 @@ order (``gsm8k`` puts ``####`` first, see :mod:`~prm_selfreward.grading.benchmar
    because the answer the model was writing is unknown.
 2. ``minerva``: "Final Answer: The final answer is $X$. I hope it is correct." (the lm-eval format).
 3. ``gsm8k``: the last ``#### N`` line.
-4. ``answer_is``: the last "the (final) answer is X" / "answer: X" / "**Answer:** X", up to the end
-   of the sentence (periods inside math do not end it); a math span right after the marker is taken
-   whole, also on the next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``).
+4. ``answer_is``: the last "the (final) answer is X" / "answer: X" / "**Answer:** X" / "the correct
+   choice is X", up to the end of the sentence (periods inside math do not end it) or the start of
+   an explanation (", since ..."); a math span right after the marker is taken whole, also on the
+   next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``); "option B is correct", when later,
+   gives the letter.
 5. ``math`` / ``bold``: whichever comes later in the text of the last math span (``$...$``,
-   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; spaces and single newlines inside are fine; a trailing run of
-   spans joined by "and"/"or"/commas is one answer) and the last bold ``**X**`` that looks like an
-   answer (it holds a digit, math or a choice letter; not a "Step n" heading).
-6. ``last_number``: the last number in the text, labelled as the fallback it is
-   (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
+   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; spaces and single newlines inside are fine; paired from the
+   end; not prose and not a lone variable; after "about"/``\\approx``/"attained at" the span before
+   it; a trailing run of spans joined by "and"/"or"/commas is one answer) and the last bold
+   ``**X**`` that looks like an answer (it holds a digit, math or a choice letter; not a "Step n"
+   heading).
+6. ``last_number``: the last number in the text (after "about"/``≈`` the one before it), labelled as
+   the fallback it is (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
 
 Every finder is linear in the length of the text (hostile inputs are tested): markers are found by
 regexes without nested or unbounded backtracking, only the last :data:`MAX_MARKERS` markers are
@@ -263,13 +267,37 @@ def math_spans(text: str) -> list[_Span]:
     return spans
 
 
+_VARIABLE_RE = re.compile(r"^[a-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?$")
+_APPROX_BEFORE_RE = re.compile(
+    r"^\s*[,;(]?\s*(?:i\.e\.,?|that\s+is,?|or|which\s+is|so)?\s*"
+    r"(?:about|approximately|roughly|around|nearly|\\approx|\u2248)\s*$",
+    re.IGNORECASE,
+)
+
+
+# "$-1$, attained at $x = 0$": the last span states where the value is reached, not the value.
+_CONDITION_BEFORE_RE = re.compile(
+    r"^\s*,?\s*(?:which\s+is\s+)?(?:attained|achieved|reached|obtained|occurring|occurs|when|whenever|if)"
+    r"(?:\s+(?:at|when|for|with))?\s*$",
+    re.IGNORECASE,
+)
+
+
 def _span_run(text: str, spans: list[_Span], last: int) -> str | None:
     """The content of ``spans[last]`` joined with the spans before it that are separated from it only
     by joiners ("$x=1$ and $x=2$"), or None when the last span is not an answer."""
     span = spans[last]
     content = span.content.strip()
-    if not content or len(content) > MAX_SPAN or _looks_like_prose(content):
-        return None
+    if not content or len(content) > MAX_SPAN or _looks_like_prose(content) or _VARIABLE_RE.match(content):
+        return None  # "the value of $n$ is 10": a variable named in prose is not the answer
+    if last > 0 and (
+        _APPROX_BEFORE_RE.search(text[spans[last - 1].end : span.start])
+        or _CONDITION_BEFORE_RE.search(text[spans[last - 1].end : span.start])
+    ):
+        # "$\frac{5}{3}$, i.e. about $1.67$": the exact value, not its rounding
+        earlier = spans[last - 1].content.strip()
+        if earlier and not _looks_like_prose(earlier) and not _VARIABLE_RE.match(earlier):
+            return earlier
     parts = [content]
     for earlier in reversed(spans[max(0, last - 20) : last]):
         between = text[earlier.end : span.start]
@@ -338,7 +366,7 @@ _MINERVA_RE = re.compile(r"Final Answer:\s{0,20}The final answer is", re.IGNOREC
 _HOPE_RE = re.compile(r"\.?\s*I hope it is correct", re.IGNORECASE)
 _GSM8K_RE = re.compile(r"^[ \t]*####(.*)$", re.MULTILINE)
 _ANSWER_IS_RE = re.compile(
-    r"\banswers?\b(?:\*\*)?[ \t]*(?:is\b|are\b|:|=)(?:[ \t]*\*\*)?[ \t]*:?(?:\*\*)?"
+    r"\b(?:answers?|(?<=correct )(?:choice|option))\b(?:\*\*)?[ \t]*(?:is\b|are\b|:|=)(?:[ \t]*\*\*)?[ \t]*:?(?:\*\*)?"
     r"(?:[ \t]*(?:equal[ \t]+to|that|therefore|thus|then|simply)\b)?",
     re.IGNORECASE,
 )
@@ -410,7 +438,13 @@ def _value_after(tail: str) -> str | None:
         value = ", ".join(p for p in parts if p) if len(parts) > 1 else content
         return _clean_value(value) or None
     sentence = _sentence(tail.lstrip())
+    if _CHOICE_LEAD_RE.match(sentence):
+        return _clean_value(sentence) or None  # "(B) $\frac{1}{2}$": the letter chosen
     spans = math_spans(sentence)
+    clause = _CLAUSE_RE.search(sentence)
+    if clause and not any(s.start < clause.start() < s.end for s in spans):
+        sentence = sentence[: clause.start()]  # "7 dollars, since 14/2 = 7"
+        spans = [s for s in spans if s.end <= clause.start()]
     if spans:
         outside = sentence[: spans[0].start] + "".join(
             sentence[a.end : b.start] for a, b in zip(spans, spans[1:], strict=False)
@@ -426,6 +460,18 @@ def _value_after(tail: str) -> str | None:
 
 
 _CURRENCY_ONLY_RE = re.compile(r"^\s*\$\s*\d")
+_CHOICE_LEAD_RE = re.compile(r"^\s*(?:\*\*)?\(([A-E])\)")
+# Where the answer's sentence goes on to explain it.
+_CLAUSE_RE = re.compile(
+    r"\s*[,;]?\s+(?:since|because|as\s+(?:shown|computed|required|calculated)|which|where|so\s+that|"
+    r"given\s+that|i\.e\.|that\s+is|from|using|by)\b",
+    re.IGNORECASE,
+)
+# "Option B is correct", "(B) is the correct answer", "the correct option is B" (answer_is reads the
+# last one).
+_CHOICE_CORRECT_RE = re.compile(
+    r"(?:\b(?i:option|choice|answer)\s*)?(?<![A-Za-z])\(?([A-E])\)?\s+(?i:is)\s+(?i:the\s+)?(?i:correct|right)\b"
+)
 
 
 def _minerva(text: str) -> str | None:
@@ -452,6 +498,9 @@ def _gsm8k(text: str) -> str | None:
 
 def _answer_is(text: str) -> str | None:
     markers = list(_ANSWER_IS_RE.finditer(text))
+    chosen = list(_CHOICE_CORRECT_RE.finditer(text))
+    if chosen and (not markers or chosen[-1].start() > markers[-1].start()):
+        return chosen[-1].group(1)
     # The last marker: "the answer is 3, no wait, the answer is 4".
     for match in reversed(markers[-MAX_MARKERS:]):
         tail = text[match.end() : match.end() + WINDOW]
@@ -468,10 +517,16 @@ def _last_number(text: str) -> str | None:
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",."):
         start -= 1
     tail = _THOUSANDS_RE.sub(r"\1", text[start:])
-    found = _NUMBER_RE.findall(tail)
+    found = list(_NUMBER_RE.finditer(tail))
     if not found and start > 0:
-        found = _NUMBER_RE.findall(_THOUSANDS_RE.sub(r"\1", text))
-    return found[-1].replace(",", "").replace(" ", "").replace("\t", "") if found else None
+        tail = _THOUSANDS_RE.sub(r"\1", text)
+        found = list(_NUMBER_RE.finditer(tail))
+    if not found:
+        return None
+    last = found[-1]
+    if len(found) > 1 and _APPROX_BEFORE_RE.search(tail[found[-2].end() : last.start()]):
+        last = found[-2]  # "1/6 ≈ 0.167": the exact value, not its rounding
+    return last.group(0).replace(",", "").replace(" ", "").replace("\t", "")
 
 
 _THOUSANDS_RE = re.compile(r"(\d)(?:\{,\}|,\\!|\\,|\\!)(?=\d{3}(?!\d))")

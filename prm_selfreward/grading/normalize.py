@@ -126,6 +126,12 @@ _UNICODE = {
     "\u2a7d": r"\le ",
     "\u2a7e": r"\ge ",
     "\u2026": r"\ldots ",
+    "\u211d": r"\mathbb{R}",
+    "\u00bd": r"\frac{1}{2}",
+    "\u2153": r"\frac{1}{3}",
+    "\u2154": r"\frac{2}{3}",
+    "\u00bc": r"\frac{1}{4}",
+    "\u00be": r"\frac{3}{4}",
     "\u00b2": "^2",
     "\u00b3": "^3",
     "\u20ac": " ",  # currency signs are units: EUR, GBP, JPY/CNY, INR
@@ -503,6 +509,7 @@ _REL_OPS = [
 
 
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_REALS_RE = re.compile(r"^(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|\\text\{all real numbers\}|all real numbers)$")
 
 
 def _is_constant(text: str) -> bool:
@@ -636,12 +643,17 @@ def _item(text: str, depth: int = 0) -> Shape:
     if text.startswith("\\{") and text.endswith("\\}") and _closing_at_end(text):
         inner = text[2:-2].strip()
         builder = _split_top(inner, ("|", "\\mid", ":"))
-        if len(builder) == 2:  # set-builder: {x | a < x <= b} is an interval, anything else text
-            operands, ops = _split_relations(builder[1].strip())
-            interval = _interval_from_relations(operands, ops)
-            if interval is not None and compact(builder[0]) in map(compact, operands):
-                return interval
-            return Atom(text)
+        if len(builder) == 2:
+            # set-builder: {x | a < x <= b} is an interval, {x | x < -1 or x > 3} a union of them;
+            # anything else is compared as text
+            pieces: list[Shape] = []
+            for condition in _split_top(builder[1].strip(), (",",)):
+                operands, ops = _split_relations(condition.strip())
+                interval = _interval_from_relations(operands, ops)
+                if interval is None or compact(builder[0]) not in map(compact, operands):
+                    return Atom(text)
+                pieces.append(interval)
+            return pieces[0] if len(pieces) == 1 else Union(tuple(pieces))
         if len(builder) > 2:
             return Atom(text)
         parts = _split_top(inner, (",", ";")) if inner else []
@@ -660,6 +672,8 @@ def _item(text: str, depth: int = 0) -> Shape:
             # [6,31,-1): neither a tuple nor an interval; only the same text is the same answer.
             return Text(compact(text))
         return Seq("tuple", tuple(_item(p, depth) for p in parts))
+    if _REALS_RE.match(text):
+        return Interval(False, Atom("-\\infty"), Atom("\\infty"), False)  # all real numbers
     pm = _split_top(text, ("\\pm", "\\mp"))
     if len(pm) == 2:
         base, delta = pm[0].strip(), pm[1].strip()
