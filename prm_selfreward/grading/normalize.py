@@ -15,9 +15,14 @@ What happens here is the bookkeeping around them, where our policy lives:
 - units: a trailing ``\\text{...}``/``\\mbox{...}`` after math, a trailing known unit (``cm^2``, ``km/h``),
   trailing plain words after a number (``18 dollars``), a leading ``\\$``; the caller's ``unit``
   (OlympiadBench) is stripped from the end;
-- ``\\text{and}``, ``\\text{or}``, " and ", " or " between answers become commas.
+- ``\\text{and}``, ``\\text{or}``, " and ", " or " between answers become commas;
+- relations in any spelling become one (``\\geqslant``, ``\\geq``, ``>=`` ... ``\\ge``; ``\\lt`` ``<``;
+  ``\\ne``, `` != ``, ``\\not=`` ``\\neq``); currency signs and commands (``€``, ``\\euro``, ``USD``) go;
+  ``3{,}14`` is a decimal comma; ``0.\\overline{3}`` is read exactly as ``\\frac{1}{3}``.
 
-Shapes: top-level commas make an unordered :class:`Seq` ``list``; ``(a, b)`` is an ordered ``tuple``;
+Shapes: top-level commas make an unordered :class:`Seq` ``list`` (a run of assignments to different
+names, ``p=5, q=2``, is one ``tuple`` carrying the names); ``(a, b)`` is an ordered ``tuple``;
+``11:21`` a ``ratio``; mixed brackets around other than two ends (``[6,31,-1)``) are :class:`Text`;
 ``\\{a, b\\}`` a ``set``; ``[a, b)`` etc. an :class:`Interval` (``(a, b)`` with an infinite end too);
 ``\\cup`` a :class:`Union`; ``pmatrix``/``bmatrix`` a :class:`Matrix`; ``a \\pm b`` the set
 ``{a+b, a-b}``; ``x = 5`` an :class:`Equation` whose left side is a plain name (an assignment);
@@ -189,7 +194,11 @@ def _repeating(match: re.Match[str]) -> str:
     numerator = int(whole + fixed + period) - int(whole + fixed)
     denominator = 10 ** len(fixed) * (10 ** len(period) - 1)
     value = Fraction(numerator, denominator)
-    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}" if value.denominator != 1 else str(value.numerator)
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
 # Known units, stripped from the end even when glued to the number (22.1cm^2); single letters only
 # after a space (2m is 2*m, "2 m" is two metres).
 _LONG_UNITS = (
@@ -212,13 +221,14 @@ _RELATION_ALIASES = {
     "leqslant": "\\le ", "leqq": "\\le ", "leq": "\\le ", "le": "\\le ",
     "geqslant": "\\ge ", "geqq": "\\ge ", "geq": "\\ge ", "ge": "\\ge ",
     "neq": "\\neq ", "ne": "\\neq ", "lt": "<", "gt": ">", "ngtr": "\\le ", "nless": "\\ge ",
-    " != ": " \\neq ", "\\not=": "\\neq ", "\\not =": "\\neq ", "=<": "\\le ", "=>": "\\ge ",
+    " != ": " \\neq ", "\\not=": "\\neq ", "\\not =": "\\neq ",
 }
 _RELATION_ALIAS_RE = re.compile(
-    r"\\(leqslant|leqq|leq|le|geqslant|geqq|geq|ge|neq|ne|lt|gt|ngtr|nless)(?![A-Za-z])"
-    r"| != |\\not ?=|(?<![<>=!])=<|(?<![<>=])=>"
+    r"\\(leqslant|leqq|leq|le|geqslant|geqq|geq|ge|neq|ne|lt|gt|ngtr|nless)(?![A-Za-z])| != |\\not ?="
 )
-_CURRENCY_CMD_RE = re.compile(r"\\(?:euro|texteuro|pounds|textsterling|yen|textyen)(?![A-Za-z])|\bUSD\b|\bEUR\b|\bRs\.?(?=\s*\d)")
+_CURRENCY_CMD_RE = re.compile(
+    r"\\(?:euro|texteuro|pounds|textsterling|yen|textyen)(?![A-Za-z])|\bUSD\b|\bEUR\b|\bRs\.?(?=\s*\d)"
+)
 # {,} is the LaTeX idiom for a comma inside a number: before three digits a thousands separator
 # (handled above), before any other count of digits a decimal comma (3{,}14).
 _DECIMAL_COMMA_RE = re.compile(r"(\d)\{,\}(\d+)")
