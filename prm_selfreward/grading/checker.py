@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .benchmarks import prepare_gold, rules_for
-from .equivalence import prepare
+from .equivalence import MAX_RAW_CHARS, prepare
 from .extract import Extraction, extract_answer
 from .normalize import normalize_answer
 from .numbers import parse_number
@@ -24,9 +24,10 @@ class Verdict:
 
     ``correct``: the extracted answer equals the gold. ``predicted``: the extracted answer text (None
     if none was found). ``gold``: the gold answer (several joined with ", "). ``reason``: a stable
-    slug, one of ``equal``, ``not_equal``, ``no_answer``, ``no_gold``, ``timeout``, ``parse_error``,
-    ``error``. ``detail``: which rung decided or what went wrong (free text). ``source``: where the
-    answer was found (:data:`~prm_selfreward.grading.extract.Source`).
+    slug, one of :data:`~prm_selfreward.grading.result.REASONS` (``equal``, ``not_equal``,
+    ``no_answer``, ``no_gold``, ``timeout``, ``memory``, ``parse_error``, ``error``). ``detail``: which
+    rung decided or what went wrong (free text). ``source``: where the answer was found
+    (:data:`~prm_selfreward.grading.extract.Source`, or ``whole_text``).
     """
 
     correct: bool
@@ -46,7 +47,9 @@ def _gold_text(gold: str | list[str]) -> str:
 
 def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
     golds = [gold] if isinstance(gold, str) else gold
-    return bool(golds) and all(parse_number(normalize_answer(g, unit)) is not None for g in golds)
+    return bool(golds) and all(
+        len(g) <= MAX_RAW_CHARS and parse_number(normalize_answer(g, unit)) is not None for g in golds
+    )
 
 
 def _start(
