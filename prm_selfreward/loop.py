@@ -183,10 +183,18 @@ def evaluate_model(run: Run, t: int) -> dict[str, Any]:
     """Accuracy of M(t) on the configured benchmarks (resumes per problem)."""
     result = evaluate(
         run.generator(t), run.config.eval, run.iter_dir(t) / "eval",
-        data_dir=run.config.data_dir, model_name=f"M{t}",
+        data_dir=run.config.data_dir, model_name=f"M{t}", model_id=model_id(run, t),
     )
-    return {name: {k: s[k] for k in ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens")}
-            for name, s in result["benchmarks"].items()}
+    keys = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed")
+    return {name: {k: s[k] for k in keys} for name, s in result["benchmarks"].items()}
+
+
+def model_id(run: Run, t: int) -> str:
+    """How M(t)'s records name it (their fingerprint): the base model for M0; inside the run, ``M<t>``,
+    so a moved run directory still resumes."""
+    from .fingerprint import model_identity
+
+    return model_identity(run.config.model.name) if t == 0 else f"M{t}"
 
 
 def evaluate_judge(run: Run, t: int) -> dict[str, Any]:
@@ -359,7 +367,7 @@ def search_steps(run: Run, t: int) -> dict[str, Any]:
         task = bar.add_task(f"search with M{t - 1}", total=len(problems))
         results = search.run_to_jsonl(
             problems, run.iter_dir(t) / "search.jsonl",
-            on_chunk=lambda done, total: bar.update(task, completed=done),
+            on_chunk=lambda done, total: bar.update(task, completed=done), model=model_id(run, t - 1),
         )
     totals: dict[str, Any] = {}
     for r in results:
@@ -370,6 +378,7 @@ def search_steps(run: Run, t: int) -> dict[str, Any]:
     totals["judge_consistency"] = round(totals.get("consistent_orders", 0) / judged, 4) if judged else None
     checked = [r.correct for r in results if r.correct is not None]
     totals["solved"] = sum(checked) if checked else None
+    totals["resumed"] = search.resumed
     return totals
 
 

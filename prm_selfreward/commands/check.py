@@ -27,6 +27,7 @@ from typing import Any
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 
 def _check_one(gold: str, prediction: str, benchmark: str | None, unit: str | None, timeout: float) -> None:
@@ -93,6 +94,8 @@ def _check_file(input: Path, output: Path | None, processes: int | None, timeout
 
     if not input.is_file():
         raise UserError(f"input file {str(input)!r} does not exist")
+    if output is not None:
+        check_output_path(output)
     err = Console(stderr=True, highlight=False)
     records, malformed = read_cases(input)
     for number, problem in malformed[:20]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 
 def eval_command(
@@ -37,6 +38,7 @@ def eval_command(
         raise UserError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     if backend not in ("hf", "vllm"):
         raise UserError(f"--backend must be hf or vllm, not {backend!r}")
+    check_output_path(output, kind="dir")
     config = EvalConfig(
         benchmarks=list(benchmarks),
         limit={b: limit for b in benchmarks} if limit else {},

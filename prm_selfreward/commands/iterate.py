@@ -23,6 +23,7 @@ def iterate_command(
 
     from ..config import merge, parse_overrides
     from ..data import resolve_data_dir
+    from ..io import check_output_path
     from ..loop import default_config_path, iterate, load_run_config, prepare_run_dir
     from ..report import build_report, print_report
 
@@ -38,6 +39,7 @@ def iterate_command(
         overrides["data_dir"] = str(resolved)
     cfg = load_run_config(config or default_config_path(smoke), overrides)
     run_dir = run_dir or Path("runs") / (f"{task}-smoke" if smoke else task)
+    check_output_path(run_dir, kind="dir")
     cfg = prepare_run_dir(run_dir, cfg, resume)
     console.print(f"[bold]prm-sr iterate[/] task={cfg.task} model={cfg.model.name} run_dir={run_dir}")
     iterate(cfg, run_dir, log=console.print)

@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 REQUIRED = ("question", "previous_steps", "step_a", "step_b")
 
@@ -75,6 +76,8 @@ def judge_command(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if not input.is_file():
         raise UserError(f"input file {str(input)!r} does not exist")
+    if output is not None:
+        check_output_path(output)
 
     errors = JsonlErrors()
     rows: list[dict[str, Any]] = []

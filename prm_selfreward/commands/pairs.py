@@ -82,7 +82,8 @@ def pairs_command(
     from rich.table import Table
 
     from ..data import load_benchmark
-    from ..io import atomic_write_json
+    from ..fingerprint import model_identity
+    from ..io import atomic_write_json, check_output_path
     from ..judges.pairwise import MODES, PairwiseStepJudge
     from ..models.loading import load_generator
     from ..pairs import build_step_pairs, write_pair_dataset
@@ -107,6 +108,7 @@ def pairs_command(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
+    check_output_path(out, kind="dir")
     out.mkdir(parents=True, exist_ok=True)
     search_path, config_path = out / "search.jsonl", out / "search_config.json"
     settings = {
@@ -154,7 +156,9 @@ def pairs_command(
         def on_round(round_index: int, active: int) -> None:
             bar.update(task, status=f"round {round_index}, {active} active, pairs {search.counters.pairs}")
 
-        results = search.run_to_jsonl(selected, search_path, on_chunk=on_chunk, on_round=on_round)
+        results = search.run_to_jsonl(
+            selected, search_path, on_chunk=on_chunk, on_round=on_round, model=model_identity(model)
+        )
     wall = time.perf_counter() - start
 
     pairs, stats = build_step_pairs(results, min_margin=min_margin, drop_wrong=drop_wrong)
@@ -177,6 +181,7 @@ def pairs_command(
         "tokens_per_pair": search.usage.total_tokens / c.pairs if c.pairs else None,
         "pairs_per_minute": 60 * c.pairs / wall if wall > 0 and c.problems else None,
         "wall_time_s": wall,
+        "resumed": search.resumed,
     }
     atomic_write_json(out / "summary.json", summary)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 
 def report_command(
@@ -18,6 +19,8 @@ def report_command(
 
     from ..report import build_report, print_report
 
+    if output is not None:
+        check_output_path(output, kind="dir")
     for d in run_dirs:
         if not (d / "manifest.json").exists():
             raise UserError(f"{d} is not a run directory (no manifest.json)")
