@@ -218,7 +218,7 @@ def repair_torn_tail(path: str | os.PathLike[str]) -> TailRepair:
                 tail = tail[nl + 1 :]
                 pos += nl + 1
                 break
-    if _parse_line(tail)[0] is not None:
+    if parse_jsonl_line(tail)[0] is not None:
         with open(path, "ab") as handle:
             handle.write(b"\n")
             handle.flush()
@@ -302,7 +302,7 @@ def _has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
-def _parse_line(raw: bytes) -> tuple[Any, str | None]:
+def parse_jsonl_line(raw: bytes) -> tuple[Any, str | None]:
     """``(value, None)`` for a line holding one JSON object, else ``(None, why)``."""
     try:
         line = raw.decode("utf-8")
@@ -343,7 +343,7 @@ def iter_jsonl(
                 raw = raw[3:]
             if not raw.strip():
                 continue
-            obj, problem = _parse_line(raw)
+            obj, problem = parse_jsonl_line(raw)
             if problem is None:
                 missing = [key for key in required if key not in obj]
                 if missing:

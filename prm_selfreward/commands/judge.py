@@ -11,7 +11,6 @@ skipped. All comparisons go to the judge in one ``compare`` call (the judge chun
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ def judge_command(
     """Judge which of two candidate next steps is better, for each record of a JSON Lines file."""
     from rich.console import Console
 
-    from ..io import JsonlErrors, iter_jsonl, write_jsonl
+    from ..io import JsonlErrors, iter_jsonl, json_dumps, write_jsonl
     from ..judges.base import StepComparison
     from ..judges.pairwise import MODES, PairwiseStepJudge
     from ..models.loading import load_generator
@@ -81,6 +80,7 @@ def judge_command(
 
     errors = JsonlErrors()
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     for number, obj in iter_jsonl(input, errors, required=REQUIRED):
         problem = _check_record(obj)
         if problem is not None:
@@ -89,6 +89,7 @@ def judge_command(
         if "label" not in obj and obj.get("verdict") in (0, 1):
             obj["label"] = obj["verdict"]  # an EFT record: its verdict is the gold answer
         rows.append(obj)
+        lines.append(number)
     errors.errors.sort()
     if errors:
         console.print(f"[yellow]skipped[/] {errors.summary(input)}", highlight=False)
@@ -100,16 +101,18 @@ def judge_command(
     comparisons = [StepComparison(r["question"], r["previous_steps"], r["step_a"], r["step_b"]) for r in rows]
     with console.status(f"judging {len(rows)} comparison(s) ({mode})"):
         verdicts = judge.compare(comparisons)
+    # Each row carries its input line: skipped lines make output row i differ from input line i.
     out_rows = [
-        {**r, "verdict": v.verdict, "probability": v.probability, "consistent": v.extra.get("consistent")}
-        for r, v in zip(rows, verdicts, strict=True)
+        {**r, "input_line": n, "verdict": v.verdict, "probability": v.probability,
+         "consistent": v.extra.get("consistent")}
+        for r, n, v in zip(rows, lines, verdicts, strict=True)
     ]
     if output is not None:
         write_jsonl(output, out_rows)
         console.print(f"wrote {len(out_rows)} judgment(s) to {output}", highlight=False)
     else:
         for row in out_rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_dumps(row) + "\n")
         sys.stdout.flush()
 
     stats = judge.stats
