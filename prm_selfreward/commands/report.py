@@ -27,7 +27,8 @@ def report_command(
     path = build_report(*run_dirs, out_dir=output)
     console = Console()
     print_report(console, path)
-    console.print(f"written: {path} and {path.with_suffix('.png')}")
+    png = path.with_suffix(".png")
+    console.print(f"written: {path}" + (f" and {png}" if png.exists() else " (no results yet, so no plot)"))
 
 
 def register(app: typer.Typer) -> None:
