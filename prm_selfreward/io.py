@@ -21,6 +21,7 @@ Contracts (issue 17):
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -92,13 +93,37 @@ def _umask() -> int:
     return old
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove temp files a killed writer of ``target`` left behind (SIGKILL runs no cleanup).
+
+    Temp names carry the writer's pid (``.NAME.<pid>.XXXX.tmp``); only those of processes that no
+    longer exist are removed, so a concurrent writer's temp file is never pulled from under it.
+    """
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a killed run) sees the old file or the new one,
     never a half-written one: write a temp file beside the target, fsync, then rename over it.
 
     A symlink is written through (its target is replaced, the link kept); a special file or directory
     raises :class:`UserError`; the target's permission bits are kept (a new file: ``0o666 & ~umask``).
-    Text that is not valid UTF-8 (a lone surrogate) raises before the target is touched.
+    Text that is not valid UTF-8 (a lone surrogate) raises before the target is touched. Temp files
+    that killed writers of the same target left behind are removed first.
     """
     target = _write_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +132,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except FileNotFoundError:
         old = None
     data = text.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -201,3 +201,18 @@ def test_every_writer_goes_through_the_safe_encoder(tmp_path):
     for name in ("a.jsonl", "b.json", "c.jsonl"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert "NaN" not in text and "Infinity" not in text.replace('"Infinity"', "").replace('"-Infinity"', "")
+
+
+def test_atomic_write_removes_temps_left_by_a_killed_writer_only(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "summary.json"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left_by_dead = tmp_path / f".summary.json.{int(dead.stdout)}.abcd.tmp"  # a SIGKILL mid-write leaves this
+    left_by_dead.write_text("half")
+    live = tmp_path / f".summary.json.{os.getppid()}.efgh.tmp"  # a live writer's temp: not ours to remove
+    live.write_text("busy")
+    atomic_write_json(path, {"x": 1})
+    assert not left_by_dead.exists() and live.exists()
+    assert json.loads(path.read_text()) == {"x": 1}
