@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .io import atomic_write_text
 from .layout import RunLayout
 
@@ -33,24 +34,96 @@ class ModelRow:
         return f"M{self.t}"
 
 
-def _read_json(path: Path) -> Any:
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _read_json(path: Path, damaged: list[str]) -> Any:
+    """The JSON in ``path``; None if it does not exist. A file that is not UTF-8 text or not valid
+    JSON is added to ``damaged`` (with why) and read as None."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = path.read_bytes()
+    except FileNotFoundError:
         return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        damaged.append(f"{path}: not UTF-8 text (byte {exc.start + 1}; a binary file?)")
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        damaged.append(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}; truncated?)")
+    except (RecursionError, ValueError) as exc:
+        damaged.append(f"{path}: invalid JSON ({exc})")
+    return None
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """Why ``manifest`` is not a usable manifest.json, or None."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    stages = manifest.get("stages", {})
+    if not isinstance(stages, dict):
+        return f"'stages' must be an object of stages, got {type(stages).__name__}"
+    for name, entry in stages.items():
+        if not isinstance(entry, dict):
+            return f"stage {name!r} must be an object, got {type(entry).__name__}"
+        if "wall_time_s" in entry and not _is_number(entry["wall_time_s"]):
+            return f"stage {name!r}: 'wall_time_s' must be a number, got {entry['wall_time_s']!r}"
+        if entry.get("result") is not None and not isinstance(entry["result"], (dict, list)):
+            return f"stage {name!r}: 'result' must be an object, got {type(entry['result']).__name__}"
+        if name.startswith("judge_eval/") and isinstance(entry.get("result"), dict):
+            for key in ("accuracy", "ci_low", "ci_high", "consistency"):
+                value = entry["result"].get(key)
+                if value is not None and not _is_number(value):
+                    return f"stage {name!r}: result {key!r} must be a number, got {value!r}"
+    return None
+
+
+SUMMARY_NUMBERS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens")
+
+
+def _summary_problem(summary: Any) -> str | None:
+    """Why ``summary`` is not a usable eval/summary.json, or None."""
+    if not isinstance(summary, dict):
+        return f"expected a JSON object, got {type(summary).__name__}"
+    benchmarks = summary.get("benchmarks", {})
+    if not isinstance(benchmarks, dict):
+        return f"'benchmarks' must be an object, got {type(benchmarks).__name__}"
+    for name, s in benchmarks.items():
+        if not isinstance(s, dict):
+            return f"benchmark {name!r} must be an object, got {type(s).__name__}"
+        for key in SUMMARY_NUMBERS:
+            if not _is_number(s.get(key)):
+                return f"benchmark {name!r}: {key!r} must be a number, got {s.get(key)!r}"
+    return None
 
 
 def collect(run_dir: str | Path) -> list[ModelRow]:
-    """One row per model found in ``run_dir`` (an unfinished stage simply leaves its cells empty)."""
+    """One row per model found in ``run_dir`` (an unfinished stage simply leaves its cells empty).
+
+    Raises :class:`~prm_selfreward.errors.UserError` naming every damaged file (a truncated or binary
+    manifest.json or eval/summary.json, or one whose fields have the wrong types): a report built
+    around a damaged file would show blank or stale results as if they were the run's.
+    """
     run_dir = Path(run_dir)
+    damaged: list[str] = []
     layout = RunLayout(run_dir)
-    manifest = _read_json(layout.manifest) or {"stages": {}}
-    stages: dict[str, Any] = manifest.get("stages", {})
+    manifest = _read_json(layout.manifest, damaged)
+    if manifest is not None and (why := _manifest_problem(manifest)):
+        damaged.append(f"{layout.manifest}: {why}")
+        manifest = None
+    stages: dict[str, Any] = (manifest or {}).get("stages", {})
     iters = layout.iterations()
     rows = []
     for t in iters:
         row = ModelRow(run=run_dir.name, t=t)
-        summary = _read_json(layout.eval_summary(t))
+        path = layout.eval_summary(t)
+        summary = _read_json(path, damaged)
+        if summary is not None and (why := _summary_problem(summary)):
+            damaged.append(f"{path}: {why}")
+            summary = None
         if summary:
             row.benchmarks = summary.get("benchmarks", {})
         judge = stages.get(f"judge_eval/M{t}", {})
@@ -64,6 +137,11 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
                 row.stage_times[name.split("/", 1)[0]] = entry["wall_time_s"]
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
+    if damaged:
+        raise UserError(
+            "cannot build the report, damaged file(s): " + "; ".join(damaged)
+            + " (re-run the stage that writes it, or restore it)"
+        )
     return rows
 
 
@@ -209,6 +287,9 @@ def build_report(*run_dirs: str | Path, out_dir: str | Path | None = None) -> Pa
     atomic_write_text(target / "report.md", markdown(rows, title))
     if rows:
         plot(rows, target / "report.png")
+    else:
+        # No row left: an old plot would show results the report no longer has.
+        (target / "report.png").unlink(missing_ok=True)
     return target / "report.md"
 
 

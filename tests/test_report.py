@@ -75,3 +75,43 @@ def test_report_cli_rejects_non_run_dir(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "not a run directory" in err and "Traceback" not in err
+
+
+# -------------------------------------------------------- damaged inputs (issue 17, finding 7)
+
+
+@pytest.mark.parametrize(
+    "damage,file,message",
+    [
+        (lambda run: (run / "manifest.json").write_text('{"stages": {"eval/M0": {"sta'), "manifest.json",
+         "invalid JSON"),
+        (lambda run: (run / "manifest.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "manifest.json",
+         "not UTF-8"),
+        (lambda run: (run / "manifest.json").write_text('{"stages": []}'), "manifest.json", "stages"),
+        (lambda run: (run / "manifest.json").write_text('{"stages": {"eval/M0": {"wall_time_s": "slow"}}}'),
+         "manifest.json", "wall_time_s"),
+        (lambda run: (run / "iter_1" / "eval" / "summary.json").write_text('{"model": "M1", "bench'),
+         "iter_1/eval/summary.json", "invalid JSON"),
+        (lambda run: (run / "iter_1" / "eval" / "summary.json").write_text(
+            json.dumps({"benchmarks": {"gsm8k": {"accuracy": "high"}}})), "iter_1/eval/summary.json", "accuracy"),
+    ],
+)
+def test_report_names_the_damaged_file(tmp_path, capsys, damage, file, message):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    damage(run)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(run)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert file in err.replace("\n", "") and message in err and "Traceback" not in err
+
+
+def test_report_removes_a_stale_plot_when_no_rows_are_left(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    build_report(run)
+    assert (run / "report.png").exists()
+    for t in (0, 1):
+        (run / f"iter_{t}" / "eval" / "summary.json").unlink()
+    (run / "manifest.json").write_text(json.dumps({"stages": {}}))
+    build_report(run)
+    assert not (run / "report.png").exists(), "an old plot would show results that are gone"

@@ -28,6 +28,7 @@ def eval_stage(
     judge: StepJudgeConfig | None = None,
     data_dir: str | Path | None = None,
     model_name: str = "",
+    model_id: str | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Accuracy of ``generator`` on ``config.benchmarks``; writes ``<bench>.jsonl`` + ``summary.json``.
@@ -35,7 +36,8 @@ def eval_stage(
     ``few_shot: auto`` is resolved for this model (see :func:`~prm_selfreward.evaluate.resolve_few_shot`)
     and recorded in the summary as ``few_shot``. With ``search_width > 0`` solutions are built by the
     step search of ``search`` (its every setting; width and few-shot from ``config``) judged by the
-    judge of ``judge``: the same search and judge the run trains with.
+    judge of ``judge``: the same search and judge the run trains with. ``model_id`` names the model in
+    the records' fingerprint (default: ``model_name``; see :mod:`prm_selfreward.fingerprint`).
     """
     few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
     config = replace(config, few_shot=few_shot)
@@ -47,7 +49,7 @@ def eval_stage(
         step_judge = PairwiseStepJudge.from_config(generator, judge or StepJudgeConfig(), solve_few_shot=few_shot)
     return evaluate(
         generator, config, out_dir, data_dir=data_dir, model_name=model_name, judge=step_judge,
-        search=search_config, show_progress=show_progress,
+        search=search_config, show_progress=show_progress, model_id=model_id,
     )
 
 

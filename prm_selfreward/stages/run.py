@@ -21,7 +21,15 @@ from .context import RunContext
 from .evaluation import eval_stage, judge_eval_stage
 from .search import pairs_stage, search_stage, search_summary
 
-EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens")
+EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed")
+
+
+def model_id(run: RunContext, t: int) -> str:
+    """How M(t)'s records name it (their fingerprint): the base model for M0; inside the run, ``M<t>``,
+    so a moved run directory still resumes."""
+    from ..fingerprint import model_identity
+
+    return model_identity(run.config.model.name) if t == 0 else f"M{t}"
 
 
 def evaluate_model(run: RunContext, t: int) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def evaluate_model(run: RunContext, t: int) -> dict[str, Any]:
     c = run.config
     result = eval_stage(
         run.generator(t), c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
-        data_dir=c.data_dir, model_name=f"M{t}",
+        data_dir=c.data_dir, model_name=f"M{t}", model_id=model_id(run, t),
     )
     out: dict[str, Any] = {name: {k: s[k] for k in EVAL_KEYS} for name, s in result["benchmarks"].items()}
     return out
@@ -182,11 +190,11 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
     run.iter_dir(t)
     with Progress() as bar:
         task = bar.add_task(f"search with M{t - 1}", total=len(problems))
-        results, _ = search_stage(
+        results, search = search_stage(
             run.generator(t - 1), problems, run.config.search, run.config.judge, run.layout.search(t),
-            on_chunk=lambda done, total: bar.update(task, completed=done),
+            on_chunk=lambda done, total: bar.update(task, completed=done), model=model_id(run, t - 1),
         )
-    return search_summary(results)
+    return {**search_summary(results), "resumed": search.resumed}
 
 
 def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
