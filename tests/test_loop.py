@@ -139,7 +139,7 @@ def test_cli_config_typo_is_one_clear_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["cpu-default.yaml", "cpu-smoke.yaml", "qwen2.5-math-7b.yaml", "qwen2.5-math-72b.yaml"]
+    "name", ["cpu-default.yaml", "cpu-smoke.yaml", "cpu-showcase.yaml", "qwen2.5-math-7b.yaml", "qwen2.5-math-72b.yaml"]
 )
 def test_shipped_configs_load(name):
     config = loop.load_run_config(REPO / "configs" / name)
