@@ -9,6 +9,7 @@ The schedule only, read top to bottom like DESIGN.md section 1; each stage is on
     for t = 2 .. iterations + 1:
         problems = sample training problems (never evaluation problems)
         pairs    = step search with M(t-1) as generator and judge      (task "math")
+                   [audit: rollouts from prefix + chosen / rejected with M(t-1), optional]
                    or self-instruct + 5-point self-scores              (task "instruct")
         M(t)     = DPO(M(t-1), pairs)                 evaluate(M(t))
         report
@@ -61,6 +62,8 @@ def iterate(config: RunConfig, run_dir: str | Path, log: Callable[[str], None] =
         if config.task == "math":
             run.stage(f"search/M{t}", lambda t=t: S.search_steps(run, t))
             run.stage(f"pairs/M{t}", lambda t=t: S.build_pairs(run, t))
+            if config.audit.pairs:
+                run.stage(f"audit/M{t}", lambda t=t: S.audit_pairs(run, t))
         else:
             run.stage(f"pairs/M{t}", lambda t=t: S.instruct_pairs(run, t))
         run.stage(train_stage_name(t), lambda t=t: S.train_dpo(run, t))

@@ -6,7 +6,7 @@ configs, so a command and the loop give the same records for the same model and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -102,3 +102,26 @@ def judge_eval_stage(
     summary = judge_accuracy(out)
     summary.pop("correct")
     return summary
+
+
+def judge_eval_modes_stage(
+    generator: Any,
+    rows: Sequence[dict[str, Any]],
+    config: StepJudgeConfig,
+    modes: Sequence[str],
+    out_path: Callable[[str], str | Path],
+    generate_limit: int = 0,
+    solve_few_shot: int = 0,
+) -> dict[str, Any]:
+    """:func:`judge_eval_stage` in every mode of ``modes`` on the same ``rows`` (``generate`` on the
+    first ``generate_limit`` only, when > 0), each mode's judged rows written to ``out_path(mode)``.
+
+    Returns the summary of ``config.mode`` (the search's judge) with ``mode`` and ``modes``: each mode's
+    summary (accuracy with its Wilson interval, total, failures, position consistency)."""
+    by_mode: dict[str, Any] = {}
+    for mode in dict.fromkeys([config.mode, *modes]):
+        mine = list(rows[:generate_limit]) if mode == "generate" and generate_limit else list(rows)
+        by_mode[mode] = judge_eval_stage(
+            generator, mine, replace(config, mode=mode), out_path(mode), solve_few_shot=solve_few_shot
+        )
+    return {**by_mode[config.mode], "mode": config.mode, "modes": by_mode}

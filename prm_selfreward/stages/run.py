@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..io import atomic_write_text, read_jsonl, write_jsonl
 from ..records import Problem
 from .context import RunContext
-from .evaluation import eval_stage, judge_eval_stage
+from .evaluation import eval_stage, judge_eval_modes_stage
 from .search import pairs_stage, search_stage, search_summary
 
 EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed")
@@ -51,8 +51,9 @@ def heldout_rows(run: RunContext) -> list[dict[str, Any]]:
 
 
 def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
-    """Step-judge accuracy of M(t) on the held-out EFT pairs (the paper's Table 3); task instruct:
-    agreement of the 5-point judge with the held-out response pairs."""
+    """Step-judge accuracy of M(t) on the held-out EFT pairs (the paper's Table 3) in ``judge.mode`` and
+    every mode of ``judge_eval.modes``; task instruct: agreement of the 5-point judge with the held-out
+    response pairs."""
     if run.config.task == "instruct":
         from ..data.seed_instruct import load_heldout
         from ..judges.pointwise import PointwiseJudge, judge_agreement
@@ -62,9 +63,11 @@ def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
         heldout = heldout[:limit] if limit else heldout
         judge = PointwiseJudge.from_config(run.generator(t), run.config.instruct.judge)
         return judge_agreement(judge, heldout).to_dict()
-    return judge_eval_stage(
-        run.generator(t), heldout_rows(run), run.config.judge, run.layout.judge_eval(t),
-        solve_few_shot=run.config.search.few_shot,
+    c = run.config
+    return judge_eval_modes_stage(
+        run.generator(t), heldout_rows(run), c.judge, c.judge_eval.modes,
+        lambda mode: run.layout.judge_eval(t, mode, primary=c.judge.mode),
+        generate_limit=c.judge_eval.generate_limit, solve_few_shot=c.search.few_shot,
     )
 
 
@@ -204,6 +207,15 @@ def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
     results = [SearchResult.from_dict(r) for r in read_jsonl(run.layout.search(t))]
     _, stats = pairs_stage(results, run.config.search, run.layout.pairs(t))
     return {"pairs": stats.kept, **to_dict(stats)}
+
+
+def audit_pairs(run: RunContext, t: int) -> dict[str, Any]:
+    """The pair audit of iteration t: a sample of its step pairs, rolled out with M(t-1) (the model that
+    made them) from prefix + chosen and prefix + rejected, graded against the training answers."""
+    from ..audit import audit_pairs as audit
+
+    rows = read_jsonl(run.layout.pairs(t))
+    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t))
 
 
 def instruct_pairs(run: RunContext, t: int) -> dict[str, Any]:
