@@ -65,13 +65,14 @@ def build_seed(run: RunContext) -> dict[str, Any]:
     from ..data.seed import build_seed_data
 
     c = run.config
+    exclude = evaluation_problems(run)
     if c.task == "instruct":
         from ..data.seed_instruct import build_instruct_seed
 
-        summary = build_instruct_seed(c.instruct_seed, c.data_dir, run.layout.seed_dir, exclude=evaluation_problems(run))
-        ift = build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir)
+        summary = build_instruct_seed(c.instruct_seed, c.data_dir, run.layout.seed_dir, exclude=exclude)
+        ift = build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir, exclude=exclude)
         return {"judge_eft": summary, "ift": _seed_result(ift)}
-    return _seed_result(build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir))
+    return _seed_result(build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir, exclude=exclude))
 
 
 def _seed_result(summary: Any) -> dict[str, Any]:
