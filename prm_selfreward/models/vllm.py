@@ -47,6 +47,9 @@ class VLLMConfig:
     enable_prefix_caching: bool = option(True, help="Reuse the KV cache of shared prompt prefixes.")
     seed: int = option(0, help="Engine seed: sampling is reproducible run to run on the same hardware.")
     enforce_eager: bool = option(False, help="Skip CUDA graph capture (faster start, slower decoding).")
+    distributed_executor_backend: str | None = option(
+        None, help="vLLM's executor for tensor parallelism (mp, ray); none: vLLM's choice. Set to mp inside a Ray actor."
+    )
 
 
 def engine_kwargs(config: VLLMConfig, model: str) -> dict[str, Any]:
@@ -56,8 +59,9 @@ def engine_kwargs(config: VLLMConfig, model: str) -> dict[str, Any]:
     if not 0.0 < config.gpu_memory_utilization <= 1.0:
         raise UserError(f"gpu_memory_utilization must be in (0, 1], got {config.gpu_memory_utilization}")
     kwargs = {"model": model, **asdict(config)}
-    if kwargs["max_model_len"] is None:
-        del kwargs["max_model_len"]
+    for key in ("max_model_len", "distributed_executor_backend"):
+        if kwargs[key] is None:
+            del kwargs[key]
     return kwargs
 
 

@@ -27,10 +27,18 @@ EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens"
 def evaluate_model(run: RunContext, t: int) -> dict[str, Any]:
     """Accuracy of M(t) on the configured benchmarks (resumes per problem)."""
     c = run.config
-    result = eval_stage(
-        run.generator(t), c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
-        data_dir=c.data_dir, model_name=f"M{t}",
-    )
+    if c.cluster.data_parallel_size > 1:
+        from ..parallel import EnginePool, parallel_eval
+
+        run.release()  # the engines need the GPUs this process would hold
+        with EnginePool(c.model, c.cluster, run.model_spec(t), c.seed) as pool:
+            result = parallel_eval(pool, c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
+                                   data_dir=c.data_dir, model_name=f"M{t}")
+    else:
+        result = eval_stage(
+            run.generator(t), c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
+            data_dir=c.data_dir, model_name=f"M{t}",
+        )
     out: dict[str, Any] = {name: {k: s[k] for k in EVAL_KEYS} for name, s in result["benchmarks"].items()}
     return out
 
@@ -181,6 +189,15 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
 
     problems = load_problems(run, t)
     run.iter_dir(t)
+    c = run.config
+    if c.cluster.data_parallel_size > 1:
+        from ..parallel import EnginePool, parallel_search
+        from ..search import SearchResult
+
+        run.release()  # the engines need the GPUs this process would hold
+        with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
+            rows = parallel_search(pool, problems, c.search, c.judge, run.layout.search(t))
+        return search_summary([SearchResult.from_dict(r) for r in rows])
     with Progress() as bar:
         task = bar.add_task(f"search with M{t - 1}", total=len(problems))
         results, _ = search_stage(
