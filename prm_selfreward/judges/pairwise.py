@@ -25,6 +25,10 @@ gives 1 or 0). Verdict: 0 if the average is above 0.5, 1 if below, -1 if exactly
 orders cancel, counted in ``stats.ties``) or if no order gave an answer (a failure, counted in
 ``stats.failures``). ``extra["consistent"]`` is True when both orders prefer the same step, False
 when they disagree, None when fewer than two orders answered (or the mode has no positions).
+Prompt budgets: every judge prompt is fitted to the judge model's context before a call
+(:meth:`PairwiseStepJudge.fitted_prompt`): the earliest previous steps give way, behind an elision
+marker, to keep the question, both candidates and the verdict's room; a prompt that cannot fit even so
+is not sent and its order has no answer. Both are counted in :class:`JudgeStats`.
 Every verdict carries ``extra["p_a"]``: ``P(step_a better)`` (None on failure; in ``generate`` mode
 the share of answered orders that chose step_a). ``probability`` is the probability of the verdict
 given (``logprob`` and ``likelihood`` modes; None in ``generate`` mode).
