@@ -122,6 +122,8 @@ def train_stage(run: RunContext, stage: str, model: str, rows: list[dict[str, An
         return read_train_result(out).to_dict()
     run.release()
     config = run.config.sft if stage == "sft" else run.config.dpo
+    if stage == "dpo" and run.config.task == "instruct":
+        config = run.config.instruct.dpo  # Yuan et al.'s DPO settings, not step-DPO's
     if run.config.train_launcher:
         import subprocess
 
@@ -218,10 +220,24 @@ def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
 
 def instruct_pairs(run: RunContext, t: int) -> dict[str, Any]:
     """Task instruct: self-instruct prompts, N responses, 5-point self-scores, best-vs-worst pairs."""
-    from ..instruct import dpo_records, run_instruct_iteration
+    from ..instruct import dpo_records, generate_prompts, run_instruct_iteration
 
     seeds = [p.question for p in load_problems(run, t)]
-    pairs, stats = run_instruct_iteration(run.generator(t - 1), seeds, run.config.instruct)
+    c = run.config.instruct
+    new_prompts = None
+    if c.prompt_model:  # a fixed model writes the prompts (the paper's main setting), then makes way
+        from ..models.config import load_generator_from_config
+
+        run.release()
+        author = load_generator_from_config(run.config.model, c.prompt_model, seed=run.config.seed)
+        try:
+            new_prompts = generate_prompts(author, seeds, c.n_prompts, c.self_instruct)
+        finally:
+            if hasattr(author, "close"):
+                author.close()
+    pairs, stats = run_instruct_iteration(run.generator(t - 1), seeds, c, new_prompts=new_prompts)
+    if c.prompt_model:
+        stats.prompt_filters["author"] = c.prompt_model
     run.iter_dir(t)
     write_jsonl(run.layout.prompts(t), [{"prompt": p} for p in stats.prompts])
     write_jsonl(run.layout.judgments(t), stats.judgments)
