@@ -4,6 +4,7 @@ Importing this package is cheap: torch, transformers and vLLM are imported when 
 """
 
 from .base import Completion, GenerationParams, Generator, TokenUsage, truncate_at_stop
+from .budget import PromptBudget
 from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME, cache_dir, embedded_model_dir, is_converted
 from .hf import HFGenerator
 from .loading import load_generator, load_model_and_tokenizer, resolve_model_path
@@ -17,6 +18,7 @@ __all__ = [
     "GenerationParams",
     "Generator",
     "HFGenerator",
+    "PromptBudget",
     "ScriptedGenerator",
     "TokenUsage",
     "VLLMConfig",
