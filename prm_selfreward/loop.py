@@ -86,10 +86,14 @@ def prepare_run_dir(
     (the run's config wins over the defaults), with ``overrides`` (``--set`` and explicit options) applied
     on top and recorded in the manifest's ``config_changes``, so a run that failed on a wrong setting is
     resumed with a corrected one. Errors (UserError): a directory that already holds a run without
-    ``--resume``; ``--resume`` on a directory holding no run.
+    ``--resume``; ``--resume`` on a directory holding no run; a multi-GPU config without a training
+    launcher (:func:`~prm_selfreward.cluster.check_training_launch`).
     """
+    from .cluster import check_training_launch
+
     layout = RunLayout(run_dir)
     validate_run_config(config)
+    check_training_launch(config)
     if not layout.config.exists():
         if resume:
             raise UserError(f"--resume: {run_dir} holds no run (no config.yaml); drop --resume to start one")
@@ -110,6 +114,7 @@ def prepare_run_dir(
     if resumed.task != saved.task:
         raise UserError(f"{run_dir} is a task {saved.task!r} run; it cannot be resumed as task {resumed.task!r}")
     validate_run_config(resumed)
+    check_training_launch(resumed)
     changes = {key: new for key, (old, new) in _diff(to_dict(saved), to_dict(resumed)).items()}
     if changes:
         _record_changes(layout, resumed, changes)

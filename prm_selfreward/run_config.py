@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .audit import AuditConfig
+from .cluster import ClusterConfig
 from .config import ConfigError, from_dict, load_yaml, merge, option
 from .data.seed import SeedConfig
 from .data.seed_instruct import InstructSeedConfig
@@ -80,6 +81,9 @@ class RunConfig:
         default_factory=InstructIterationConfig, help="Self-instruct and 5-point judging (task instruct)."
     )
     eval: EvalConfig = option(default_factory=EvalConfig, help="Benchmarks evaluated after every model.")
+    cluster: ClusterConfig = option(
+        default_factory=ClusterConfig, help="The GPUs and nodes the run may use; generation engines (Ray)."
+    )
     train_launcher: str | None = option(
         None,
         help="Run each training stage as a subprocess under this launcher, e.g. 'accelerate launch "

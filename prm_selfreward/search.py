@@ -11,7 +11,9 @@ at step ``l``:
 3. best = argmax, worst = argmin; append best to the prefix and emit the pair (prefix, best, worst);
 4. if every score ties, discard the previous step and its pair and roll back one step;
 5. stop when the appended step holds a final ``\\boxed{}`` answer, when the model ended the solution,
-   or after ``max_rounds`` rounds.
+   or after ``max_rounds`` rounds, or when the step prompt no longer leaves ``max_step_tokens`` of the
+   model's context (``stop_reason="context"``, counted; the judge shortens its own prompts, see
+   :meth:`~prm_selfreward.judges.pairwise.PairwiseStepJudge.fitted_prompt`).
 
 Efficiency: :meth:`StepSearch.run` advances many problems in lockstep, so each round costs exactly one
 batched ``generator.generate`` call (all active problems' prompts, ``n=width``) and one batched
@@ -71,6 +73,7 @@ from .fingerprint import check_made_by, model_identity, search_made_by, stamp
 from .io import JsonlAppender, JsonlErrors, read_jsonl
 from .judges.base import PairVerdict, StepComparison, StepJudge
 from .models.base import Completion, GenerationParams, Generator, TokenUsage
+from .models.budget import PromptBudget
 from .prompts import SOLUTION_STOP, solve_prompt
 from .records import Problem, StepPair
 from .steps import format_steps, has_final_answer, next_step_prefix, step_body
@@ -145,6 +148,8 @@ class SearchCounters:
     generated_tokens: int = 0
     finished: int = 0
     correct: int = 0
+    context_stops: int = 0
+    """Searches stopped because the step prompt left less than ``max_step_tokens`` of the model's context."""
 
     def add(self, other: SearchCounters | dict[str, int]) -> None:
         values = other if isinstance(other, dict) else dataclasses.asdict(other)
@@ -172,7 +177,8 @@ class SearchResult:
     finished: bool
     """True when the solution ended (final answer or the model stopped), False at the round cap."""
     stop_reason: str
-    """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty``."""
+    """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty`` | ``context`` (the prompt left no
+    room for another whole step in the model's context)."""
     solution: str
     """The solution in canonical form, ``"Step 1: ...\\nStep 2: ..."``."""
     final_answer: str | None = None
@@ -342,6 +348,8 @@ class StepSearch:
         self.judge = judge
         self.config = config or SearchConfig()
         self.counters = SearchCounters()
+        self.budget = PromptBudget.of(generator)
+        """The generator's context: a step prompt must leave ``max_step_tokens`` of it."""
         self.usage = TokenUsage()
         self.lockstep_rounds = 0
         """Batched rounds (each: one generate call, one compare call)."""
@@ -363,13 +371,7 @@ class StepSearch:
 
     def _account(self, before: list[TokenUsage]) -> None:
         for source, start in zip(self._usage_sources(), before, strict=True):
-            delta = source.usage - start
-            self.usage = TokenUsage(
-                self.usage.calls + delta.calls,
-                self.usage.prompt_tokens + delta.prompt_tokens,
-                self.usage.generated_tokens + delta.generated_tokens,
-                self.usage.scored_tokens + delta.scored_tokens,
-            )
+            self.usage = self.usage + (source.usage - start)
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -477,6 +479,15 @@ class StepSearch:
         cfg = self.config
         for s in active:
             s.prompt = step_prompt(s.base_prompt, s.steps)
+            room = self.budget.room(s.prompt)
+            if room is not None and room < cfg.max_step_tokens:
+                # The prompt no longer leaves room for a whole step: the solution ends here, counted.
+                s.done, s.stop_reason = True, "context"
+                s.counters.context_stops += 1
+        active = [s for s in active if not s.done]
+        if not active:
+            return
+        for s in active:
             s.rounds += 1
             s.counters.rounds += 1
         params = GenerationParams(

@@ -94,6 +94,17 @@ def test_pools_exclude_a_planted_evaluation_question(data_dir: Path, pools) -> N
     assert victim.id not in {p.id for p in pool} and len(pool) == len(pools["gsm8k"]) - 1
 
 
+def test_seed_pools_exclude_the_runs_own_evaluation_problems(data_dir: Path, pools) -> None:
+    """The loop passes its evaluation problems: one outside ``exclude_benchmarks`` is still kept out."""
+    victim = pools["gsm8k"][3]
+    config = SeedConfig(exclude_benchmarks=[], ift_sources=["gsm8k"])
+    kept = load_seed_pools(config, data_dir)["gsm8k"]
+    assert victim.id in {p.id for p in kept}
+    run_eval = [Problem("eval/0", victim.question, ["1"], "gsm8k")]
+    excluded = load_seed_pools(config, data_dir, exclude=run_eval)["gsm8k"]
+    assert victim.id not in {p.id for p in excluded} and len(excluded) == len(kept) - 1
+
+
 def test_heldout_problems_are_unused_for_training(built) -> None:
     summary, rows, _ = built
     heldout = {r["problem_id"] for r in rows["eft_heldout"]}

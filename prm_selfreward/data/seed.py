@@ -1049,25 +1049,32 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
     return SeedData(ift, eft_train, eft_heldout, summary)
 
 
-def load_seed_pools(config: SeedConfig, data_dir: str | Path | None) -> dict[str, list[Problem]]:
-    """Training pools per source, with every configured evaluation set excluded by question text."""
-    exclude = [
+def load_seed_pools(
+    config: SeedConfig, data_dir: str | Path | None, exclude: Sequence[Problem] = ()
+) -> dict[str, list[Problem]]:
+    """Training pools per source, with every configured evaluation set and ``exclude`` (the run's own
+    evaluation problems) excluded by question text."""
+    exclude = list(exclude) + [
         p for name in config.exclude_benchmarks for p in load_benchmark(name, split="test", data_dir=data_dir)
     ]
     sources = list(dict.fromkeys([*config.eft_sources, *config.ift_sources]))
     return {source: training_problems([source], data_dir, exclude=exclude) for source in sources}
 
 
-def build_seed_data(config: SeedConfig, data_dir: str | Path | None, out_dir: str | Path) -> SeedSummary:
+def build_seed_data(
+    config: SeedConfig, data_dir: str | Path | None, out_dir: str | Path, exclude: Sequence[Problem] = ()
+) -> SeedSummary:
     """Build the seed data and write ``ift.jsonl``, ``eft_train.jsonl``, ``eft_heldout.jsonl`` and
-    ``summary.json`` in ``out_dir`` (each atomically). Deterministic given ``config``.
+    ``summary.json`` in ``out_dir`` (each atomically). Deterministic given ``config`` and ``exclude``.
+    ``exclude``: problems that must not enter the seed data besides ``config.exclude_benchmarks`` (the
+    loop passes the run's evaluation problems, whatever benchmarks they come from).
 
     Raises ConfigError for a bad config and UserError when a pool or evaluation set cannot be loaded.
     """
     from ..io import atomic_write_json
 
     config.validate()
-    data = build_seed_records(load_seed_pools(config, data_dir), config)
+    data = build_seed_records(load_seed_pools(config, data_dir, exclude), config)
     out = Path(out_dir)
     files = {
         "ift": out / "ift.jsonl",
