@@ -126,6 +126,8 @@ def main() -> None:
         "--rounds", type=int, default=2, help="rounds of the sample-mode comparison (best kept)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu_check.sh)")
+    parser.add_argument("--dtype", default=None, help="default: float32 on cpu, bfloat16 on cuda")
     parser.add_argument(
         "--vllm-prefix",
         action="store_true",
@@ -143,7 +145,8 @@ def main() -> None:
     import torch
 
     load_start = time.perf_counter()
-    gen = HFGenerator(args.model, batch_size=max(batch_sizes), seed=args.seed)
+    dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+    gen = HFGenerator(args.model, batch_size=max(batch_sizes), seed=args.seed, device=args.device, dtype=dtype)
     console.print(
         f"model {args.model}: loaded in {time.perf_counter() - load_start:.1f} s; "
         f"torch threads {torch.get_num_threads()}; {max_new} new tokens per row, temperature 1.0"

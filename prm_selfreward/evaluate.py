@@ -15,11 +15,12 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import option
+from .fingerprint import check_made_by, eval_made_by, model_identity, stamp
 from .io import JsonlAppender, JsonlErrors, atomic_write_json, read_jsonl
 from .models.base import GenerationParams, Generator
 from .prompts import MAX_FEW_SHOT, SOLUTION_STOP, solve_prompt
@@ -115,7 +116,10 @@ def _grade(completion: str, problem: Problem, timeout: float):
                  unit=problem.metadata.get("unit") or None)
 
 
-def _record(problem: Problem, prompt: str, texts: list[str], tokens: list[int], config: EvalConfig) -> EvalRecord:
+def _record(
+    problem: Problem, prompt: str, texts: list[str], tokens: list[int], config: EvalConfig,
+    made_by: dict[str, Any],
+) -> EvalRecord:
     from .grading import answers_equal
 
     verdicts = [_grade(text, problem, config.check_timeout) for text in texts]
@@ -142,6 +146,7 @@ def _record(problem: Problem, prompt: str, texts: list[str], tokens: list[int], 
         tokens=tokens[chosen],
         benchmark=problem.benchmark,
         samples=samples,
+        **stamp({}, made_by),
     )
 
 
@@ -189,6 +194,10 @@ class BenchmarkSummary:
     pass_at_k: float | None
     samples: int
     wall_time_s: float
+    resumed: dict[str, int] = field(default_factory=dict)
+    """What a resume found: ``records`` reused, ``torn_tail_kept`` (a complete last record whose
+    newline a kill cut off, kept), ``torn_tail_cut`` (a partial last line, removed) and other
+    ``malformed_lines`` skipped."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -226,17 +235,25 @@ def evaluate_benchmark(
     judge: Any = None,
     progress: Callable[[int], None] | None = None,
     search: Any = None,
+    made_by: dict[str, Any] | None = None,
 ) -> BenchmarkSummary:
     """Evaluate ``problems`` (one benchmark), appending records to ``out_path``; resumes by problem id.
 
+    Every record carries ``made_by`` (default: :func:`~prm_selfreward.fingerprint.eval_made_by` of
+    ``config`` with no model name) and its fingerprint; records already in ``out_path`` from another
+    model or other settings raise :class:`~prm_selfreward.fingerprint.StaleOutputError` before any
+    generation. A torn last line is kept if complete, cut otherwise (counted in ``resumed``).
     Returns the summary over every problem of ``problems`` (earlier runs' records included).
     """
     out_path = Path(out_path)
+    made_by = made_by if made_by is not None else eval_made_by(config, "")
     start = time.perf_counter()
     done: dict[str, EvalRecord] = {}
+    errors = JsonlErrors()
     if out_path.exists():
-        errors = JsonlErrors()
-        for row in read_jsonl(out_path, errors):
+        rows = read_jsonl(out_path, errors)
+        check_made_by(out_path, rows, made_by)
+        for row in rows:
             rec = EvalRecord.from_dict(row)
             done[rec.id] = rec
     wanted = {p.id for p in problems}
@@ -249,14 +266,20 @@ def evaluate_benchmark(
             for problem, (prompt, texts, tokens) in zip(
                 chunk, _solve_chunk(generator, chunk, config, judge, search), strict=True
             ):
-                rec = _record(problem, prompt, texts, tokens, config)
+                rec = _record(problem, prompt, texts, tokens, config, made_by)
                 out.append(rec.to_dict())
                 done[rec.id] = rec
             if progress is not None:
                 progress(len(chunk))
     records = [done[p.id] for p in problems if p.id in wanted]
     benchmark = problems[0].benchmark if problems else ""
-    return summarise(benchmark, records, config.samples, time.perf_counter() - start)
+    summary = summarise(benchmark, records, config.samples, time.perf_counter() - start)
+    summary.resumed = {
+        "records": len(problems) - len(todo),
+        **out.repair.to_dict(),
+        "malformed_lines": len(errors) - out.repair.cut,
+    }
+    return summary
 
 
 def select_problems(name: str, config: EvalConfig, data_dir: str | Path | None) -> list[Problem]:
@@ -286,6 +309,7 @@ def evaluate(
     judge: Any = None,
     search: Any = None,
     show_progress: bool = True,
+    model_id: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate on every configured benchmark; writes ``<bench>.jsonl`` and ``summary.json`` in ``out_dir``.
 
@@ -294,6 +318,10 @@ def evaluate(
     defaults with that width) and ``judge`` (a step judge, default: one from the default
     :class:`~prm_selfreward.judges.pairwise.StepJudgeConfig`) build the solutions;
     :func:`prm_selfreward.stages.eval_stage` passes the run's.
+
+    ``model_id`` names the model in the records' fingerprint (default: ``model_name``, a local path
+    resolved); records in ``out_dir`` made by another model or other generation settings raise
+    :class:`~prm_selfreward.fingerprint.StaleOutputError` naming the difference, before any generation.
     """
     from dataclasses import replace
 
@@ -311,7 +339,12 @@ def evaluate(
 
             judge = PairwiseStepJudge.from_config(generator, StepJudgeConfig(), solve_few_shot=int(config.few_shot))
     start = time.perf_counter()
+    made_by = eval_made_by(config, model_identity(model_id if model_id is not None else model_name), search, judge)
     summaries: dict[str, Any] = {}
+    for name in config.benchmarks:  # every benchmark's old records, before the first is generated
+        path = out_dir / f"{name}.jsonl"
+        if path.exists():
+            check_made_by(path, read_jsonl(path), made_by)
     problem_sets = {name: select_problems(name, config, data_dir) for name in config.benchmarks}
     with Progress(
         TextColumn("[bold]eval {task.description}"),
@@ -325,7 +358,7 @@ def evaluate(
             task = bar.add_task(name, total=len(problems))
             summary = evaluate_benchmark(
                 generator, problems, config, out_dir / f"{name}.jsonl", judge,
-                progress=lambda k, task=task: bar.advance(task, k), search=search,
+                progress=lambda k, task=task: bar.advance(task, k), search=search, made_by=made_by,
             )
             summaries[name] = summary.to_dict()
     result = {

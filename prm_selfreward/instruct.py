@@ -34,6 +34,7 @@ from .judges.pointwise import PointwiseJudge, PointwiseJudgeConfig, ScoreResult
 from .models.base import GenerationParams, Generator
 from .prompts import SOLUTION_STOP, solve_prompt
 from .records import PreferencePair
+from .train.config import DPOTrainConfig
 
 # --------------------------------------------------------------------------------------------------
 # 1. Self-instruction creation
@@ -463,8 +464,23 @@ def dpo_records(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
 
 
 @dataclass
+class InstructDPOConfig(DPOTrainConfig):
+    """DPO of the instruction-level method (Yuan et al. 2024): its own learning rate, not step-DPO's."""
+
+    learning_rate: float = option(
+        1e-6, minimum=0.0, exclusive_minimum=True, help="Peak learning rate (Yuan et al.: 1e-6)."
+    )
+    beta: float = option(0.1, minimum=0.0, exclusive_minimum=True, help="DPO beta (Yuan et al.: 0.1).")
+
+
+@dataclass
 class InstructIterationConfig:
     n_prompts: int = option(64, minimum=1, help="New prompts to create per iteration.")
+    prompt_model: str | None = option(
+        None,
+        help="Who writes the new prompts: none, the model being trained (self-instruct); or a fixed model "
+        "(a model spec), as in the paper's main setting (Llama 2-Chat 70B, 8-shot).",
+    )
     n_responses: int = option(4, minimum=2, help="Candidate responses per prompt (the paper: 4).")
     response_temperature: float = option(0.7, help="Sampling temperature of the candidates (the paper: 0.7).")
     response_top_p: float = option(0.9, help="Nucleus sampling of the candidates (the paper: 0.9).")
@@ -478,6 +494,10 @@ class InstructIterationConfig:
         default_factory=PointwiseJudgeConfig, help="The pointwise 5-point judge (samples averaged)."
     )
     seed: int = option(0, help="Seed of the response sampling (the prompt and judge stages have their own).")
+    dpo: InstructDPOConfig = option(
+        default_factory=InstructDPOConfig,
+        help="DPO of M(t) into M(t+1) for task instruct (the top-level dpo section is the math task's step-DPO).",
+    )
 
 
 @dataclass
@@ -516,11 +536,16 @@ class InstructIterationStats:
 
 
 def run_instruct_iteration(
-    generator: Generator, seed_prompts: Sequence[str], config: InstructIterationConfig | None = None
+    generator: Generator,
+    seed_prompts: Sequence[str],
+    config: InstructIterationConfig | None = None,
+    new_prompts: tuple[list[str], FilterStats] | None = None,
 ) -> tuple[list[PreferencePair], InstructIterationStats]:
     """New prompts -> candidate responses -> self-judged scores -> preference pairs, with ``generator``
     as the model being trained, the prompt author and the judge (the self-rewarding setting).
 
+    ``new_prompts``: prompts another model already wrote (``config.prompt_model``, the paper's main
+    setting; see :func:`generate_prompts`) with their filter stats; then ``generator`` writes none.
     Never fails on judge output it cannot parse (those samples are counted). Returns the DPO pairs and
     the stats a report shows; ``stats.prompts`` and ``stats.judgments`` hold the intermediate records.
     """
@@ -529,7 +554,10 @@ def run_instruct_iteration(
     start_usage = generator.usage.snapshot()
 
     clock = time.perf_counter()
-    prompts, filters = generate_prompts(generator, seed_prompts, config.n_prompts, config.self_instruct)
+    if new_prompts is None:
+        prompts, filters = generate_prompts(generator, seed_prompts, config.n_prompts, config.self_instruct)
+    else:
+        prompts, filters = new_prompts
     stats.seconds["prompts"] = time.perf_counter() - clock
     stats.prompts = prompts
     stats.prompts_generated = filters.generated

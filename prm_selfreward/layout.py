@@ -7,10 +7,12 @@ module spells a run-directory path. Layout (``runs/<name>/``)::
     manifest.json          versions, seed, and the status, wall time and result of every stage
     seed/                  ift.jsonl, eft_train.jsonl, eft_heldout.jsonl, summary.json
                            (task instruct: also its 5-point judge seed files, see data/seed_instruct.py)
-    iter_0/                M0 (the base model): eval/, judge_eval.jsonl
+    iter_0/                M0 (the base model): eval/, judge_eval.jsonl (+ judge_eval_<mode>.jsonl
+                           for every other mode of judge_eval.modes)
     iter_1/                M1 = SFT(M0): model/, eval/, judge_eval.jsonl, sft_data.jsonl (with a launcher)
     iter_<t>/ (t >= 2)     problems.jsonl, then search.jsonl + pairs.jsonl (task math) or prompts.jsonl +
                            judgments.jsonl + pairs.jsonl (task instruct), all made by M(t-1);
+                           audit.jsonl (the optional pair audit, rollouts with M(t-1));
                            model/ = M(t), eval/, judge_eval.jsonl
     report.md, report.png  across iterations
 """
@@ -110,5 +112,14 @@ class RunLayout:
     def eval_summary(self, t: int) -> Path:
         return self.eval_dir(t) / "summary.json"
 
-    def judge_eval(self, t: int) -> Path:
-        return self.iter_dir(t) / "judge_eval.jsonl"
+    def judge_eval(self, t: int, mode: str | None = None, primary: str | None = None) -> Path:
+        """M(t)'s judged held-out rows: ``judge_eval.jsonl`` for the judge the search uses (``mode`` None
+        or equal to ``primary``, the run's ``judge.mode``), ``judge_eval_<mode>.jsonl`` for every other
+        mode of ``judge_eval.modes``."""
+        if mode is None or mode == primary:
+            return self.iter_dir(t) / "judge_eval.jsonl"
+        return self.iter_dir(t) / f"judge_eval_{mode}.jsonl"
+
+    def audit(self, t: int) -> Path:
+        """The pair audit of iteration t's step pairs (rollouts from prefix + chosen / rejected with M(t-1))."""
+        return self.iter_dir(t) / "audit.jsonl"

@@ -9,6 +9,7 @@ The schedule only, read top to bottom like DESIGN.md section 1; each stage is on
     for t = 2 .. iterations + 1:
         problems = sample training problems (never evaluation problems)
         pairs    = step search with M(t-1) as generator and judge      (task "math")
+                   [audit: rollouts from prefix + chosen / rejected with M(t-1), optional]
                    or self-instruct + 5-point self-scores              (task "instruct")
         M(t)     = DPO(M(t-1), pairs)                 evaluate(M(t))
         report
@@ -61,6 +62,8 @@ def iterate(config: RunConfig, run_dir: str | Path, log: Callable[[str], None] =
         if config.task == "math":
             run.stage(f"search/M{t}", lambda t=t: S.search_steps(run, t))
             run.stage(f"pairs/M{t}", lambda t=t: S.build_pairs(run, t))
+            if config.audit.pairs:
+                run.stage(f"audit/M{t}", lambda t=t: S.audit_pairs(run, t))
         else:
             run.stage(f"pairs/M{t}", lambda t=t: S.instruct_pairs(run, t))
         run.stage(train_stage_name(t), lambda t=t: S.train_dpo(run, t))
@@ -83,10 +86,14 @@ def prepare_run_dir(
     (the run's config wins over the defaults), with ``overrides`` (``--set`` and explicit options) applied
     on top and recorded in the manifest's ``config_changes``, so a run that failed on a wrong setting is
     resumed with a corrected one. Errors (UserError): a directory that already holds a run without
-    ``--resume``; ``--resume`` on a directory holding no run.
+    ``--resume``; ``--resume`` on a directory holding no run; a multi-GPU config without a training
+    launcher (:func:`~prm_selfreward.cluster.check_training_launch`).
     """
+    from .cluster import check_training_launch
+
     layout = RunLayout(run_dir)
     validate_run_config(config)
+    check_training_launch(config)
     if not layout.config.exists():
         if resume:
             raise UserError(f"--resume: {run_dir} holds no run (no config.yaml); drop --resume to start one")
@@ -107,6 +114,7 @@ def prepare_run_dir(
     if resumed.task != saved.task:
         raise UserError(f"{run_dir} is a task {saved.task!r} run; it cannot be resumed as task {resumed.task!r}")
     validate_run_config(resumed)
+    check_training_launch(resumed)
     changes = {key: new for key, (old, new) in _diff(to_dict(saved), to_dict(resumed)).items()}
     if changes:
         _record_changes(layout, resumed, changes)

@@ -98,3 +98,6 @@ class EvalRecord(Record):
     tokens: int
     benchmark: str = ""
     samples: list[dict[str, Any]] = field(default_factory=list)
+    made_by: dict[str, Any] = field(default_factory=dict)
+    """The model and settings that produced the record (see ``fingerprint.py``): resume checks it."""
+    fingerprint: str = ""

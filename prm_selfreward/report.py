@@ -7,64 +7,246 @@ stats), so ``prm-sr report RUN_DIR`` rebuilds the report of a finished, running 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .io import atomic_write_text
 from .layout import RunLayout
+from .stats import PairedComparison, paired_by_key
 
 
 @dataclass
 class ModelRow:
-    """One model of one run: M0, M1, ..."""
+    """One model of one run: M0, M1, ...
+
+    ``items``: per item set (a benchmark, or ``judge <mode>``) the per-item correctness, keyed by
+    problem id (benchmarks) or by the judged pair's text (judge rows), for the paired comparisons."""
 
     run: str
     t: int
     benchmarks: dict[str, dict[str, Any]] = field(default_factory=dict)
     judge: dict[str, Any] | None = None
+    judge_modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
     stage_times: dict[str, float] = field(default_factory=dict)
+    items: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return f"M{self.t}"
 
 
-def _read_json(path: Path) -> Any:
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _read_json(path: Path, damaged: list[str]) -> Any:
+    """The JSON in ``path``; None if it does not exist. A file that is not UTF-8 text or not valid
+    JSON is added to ``damaged`` (with why) and read as None."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = path.read_bytes()
+    except FileNotFoundError:
         return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        damaged.append(f"{path}: not UTF-8 text (byte {exc.start + 1}; a binary file?)")
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        damaged.append(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}; truncated?)")
+    except (RecursionError, ValueError) as exc:
+        damaged.append(f"{path}: invalid JSON ({exc})")
+    return None
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """Why ``manifest`` is not a usable manifest.json, or None."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    stages = manifest.get("stages", {})
+    if not isinstance(stages, dict):
+        return f"'stages' must be an object of stages, got {type(stages).__name__}"
+    for name, entry in stages.items():
+        if not isinstance(entry, dict):
+            return f"stage {name!r} must be an object, got {type(entry).__name__}"
+        if "wall_time_s" in entry and not _is_number(entry["wall_time_s"]):
+            return f"stage {name!r}: 'wall_time_s' must be a number, got {entry['wall_time_s']!r}"
+        if entry.get("result") is not None and not isinstance(entry["result"], (dict, list)):
+            return f"stage {name!r}: 'result' must be an object, got {type(entry['result']).__name__}"
+        if name.startswith("judge_eval/") and isinstance(entry.get("result"), dict):
+            for key in ("accuracy", "ci_low", "ci_high", "consistency"):
+                value = entry["result"].get(key)
+                if value is not None and not _is_number(value):
+                    return f"stage {name!r}: result {key!r} must be a number, got {value!r}"
+    return None
+
+
+SUMMARY_NUMBERS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens")
+
+
+def _summary_problem(summary: Any) -> str | None:
+    """Why ``summary`` is not a usable eval/summary.json, or None."""
+    if not isinstance(summary, dict):
+        return f"expected a JSON object, got {type(summary).__name__}"
+    benchmarks = summary.get("benchmarks", {})
+    if not isinstance(benchmarks, dict):
+        return f"'benchmarks' must be an object, got {type(benchmarks).__name__}"
+    for name, s in benchmarks.items():
+        if not isinstance(s, dict):
+            return f"benchmark {name!r} must be an object, got {type(s).__name__}"
+        for key in SUMMARY_NUMBERS:
+            if not _is_number(s.get(key)):
+                return f"benchmark {name!r}: {key!r} must be a number, got {s.get(key)!r}"
+    return None
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON Lines file; a missing file or a torn last line (a killed writer) gives what
+    could be read."""
+    rows = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return rows
+    for line in text.split("\n"):  # not splitlines(): a JSON string may hold U+2028
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def judge_item_key(row: dict[str, Any]) -> str:
+    """A held-out judge row's identity: its question, previous steps and both candidates (so two runs'
+    judge evaluations match on the pairs they share, and one run's models match row by row)."""
+    text = json.dumps([row.get("question"), row.get("previous_steps"), row.get("step_a"), row.get("step_b")])
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def eval_items(layout: RunLayout, t: int, benchmark: str) -> dict[str, bool]:
+    """Problem id -> correct, from ``iter_<t>/eval/<benchmark>.jsonl``."""
+    return {str(r["id"]): bool(r.get("correct")) for r in _read_rows(layout.eval_dir(t) / f"{benchmark}.jsonl")
+            if "id" in r}
+
+
+def judge_items(path: Path) -> dict[str, bool]:
+    """Judged-row key -> correct (``predicted == verdict``; a failed judgment is wrong)."""
+    out: dict[str, bool] = {}
+    for r in _read_rows(path):
+        if r.get("verdict") not in (0, 1):
+            continue
+        key = judge_item_key(r)
+        while key in out:  # the same pair twice in one file: keep both, in order
+            key += "+"
+        out[key] = r.get("predicted") == r["verdict"]
+    return out
 
 
 def collect(run_dir: str | Path) -> list[ModelRow]:
-    """One row per model found in ``run_dir`` (an unfinished stage simply leaves its cells empty)."""
+    """One row per model found in ``run_dir`` (an unfinished stage simply leaves its cells empty).
+
+    Raises :class:`~prm_selfreward.errors.UserError` naming every damaged file (a truncated or binary
+    manifest.json or eval/summary.json, or one whose fields have the wrong types): a report built
+    around a damaged file would show blank or stale results as if they were the run's.
+    """
     run_dir = Path(run_dir)
+    damaged: list[str] = []
     layout = RunLayout(run_dir)
-    manifest = _read_json(layout.manifest) or {"stages": {}}
-    stages: dict[str, Any] = manifest.get("stages", {})
-    iters = layout.iterations()
+    manifest = _read_json(layout.manifest, damaged)
+    if manifest is not None and (why := _manifest_problem(manifest)):
+        damaged.append(f"{layout.manifest}: {why}")
+        manifest = None
+    stages: dict[str, Any] = (manifest or {}).get("stages", {})
+
+    def result(name: str) -> Any:
+        entry = stages.get(name, {})
+        return entry.get("result") if entry.get("status") == "done" else None
+
     rows = []
-    for t in iters:
+    for t in layout.iterations():
         row = ModelRow(run=run_dir.name, t=t)
-        summary = _read_json(layout.eval_summary(t))
+        path = layout.eval_summary(t)
+        summary = _read_json(path, damaged)
+        if summary is not None and (why := _summary_problem(summary)):
+            damaged.append(f"{path}: {why}")
+            summary = None
         if summary:
             row.benchmarks = summary.get("benchmarks", {})
-        judge = stages.get(f"judge_eval/M{t}", {})
-        row.judge = judge.get("result") if judge.get("status") == "done" else None
-        pairs = stages.get(f"pairs/M{t}", {})
-        row.pairs = pairs.get("result") if pairs.get("status") == "done" else None
-        search = stages.get(f"search/M{t}", {})
-        row.search = search.get("result") if search.get("status") == "done" else None
+        for b in row.benchmarks:
+            row.items[b] = eval_items(layout, t, b)
+        row.judge = result(f"judge_eval/M{t}")
+        if isinstance(row.judge, dict):
+            primary = row.judge.get("mode")
+            row.judge_modes = dict(row.judge.get("modes") or ({primary: row.judge} if primary else {}))
+            for mode in row.judge_modes or {None: None}:
+                items = judge_items(layout.judge_eval(t, mode, primary=primary))
+                if items:
+                    row.items[f"judge {mode or primary or ''}".strip()] = items
+        row.pairs = result(f"pairs/M{t}")
+        row.search = result(f"search/M{t}")
+        row.audit = result(f"audit/M{t}")
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
                 row.stage_times[name.split("/", 1)[0]] = entry["wall_time_s"]
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
+    if damaged:
+        raise UserError(
+            "cannot build the report, damaged file(s): " + "; ".join(damaged)
+            + " (re-run the stage that writes it, or restore it)"
+        )
     return rows
+
+
+@dataclass
+class Difference:
+    """One paired comparison of the report: ``first`` vs ``second`` on item set ``items``."""
+
+    first: str
+    second: str
+    items: str
+    comparison: PairedComparison
+
+
+def _label(row: ModelRow, multi: bool) -> str:
+    return f"{row.run} {row.name}" if multi else row.name
+
+
+def paired_differences(rows: list[ModelRow]) -> list[Difference]:
+    """Within each run: M(t) vs M(t-1) and M(t) vs M0 (t >= 2) on every item set both models have;
+    across runs (several runs given): each later run's M(t) against the first run's M(t), on the items
+    they share. Item sets with no shared item are left out."""
+    runs = list(dict.fromkeys(r.run for r in rows))
+    multi = len(runs) > 1
+    by_run = {run: {r.t: r for r in rows if r.run == run} for run in runs}
+    plans: list[tuple[ModelRow, ModelRow]] = []
+    for run in runs:
+        models = by_run[run]
+        for t in sorted(models):
+            if t - 1 in models:
+                plans.append((models[t], models[t - 1]))
+            if t >= 2 and 0 in models:
+                plans.append((models[t], models[0]))
+    for run in runs[1:]:
+        for t in sorted(set(by_run[run]) & set(by_run[runs[0]])):
+            plans.append((by_run[run][t], by_run[runs[0]][t]))
+    out = []
+    for first, second in plans:
+        for name in first.items:
+            if name not in second.items:
+                continue
+            cmp = paired_by_key(first.items[name], second.items[name])
+            if cmp.n:
+                out.append(Difference(_label(first, multi), _label(second, multi), name, cmp))
+    return out
 
 
 def _pct(x: float | None) -> str:
@@ -77,7 +259,95 @@ def _acc_cell(s: dict[str, Any] | None) -> str:
     return f"{_pct(s['accuracy'])} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}] (n={s['total']})"
 
 
-def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
+def _signed(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def difference_lines(diffs: list[Difference]) -> list[str]:
+    """The paired-differences table: a marked row (bold, *) has an interval that excludes zero."""
+    lines = ["", "## Paired differences (same problems, same judge pairs)", "",
+             "Accuracy of the first model minus the second's, in points, on the items both were scored on; "
+             "95% interval by Newcombe's paired method (method 10 of Newcombe 1998), p by the exact McNemar "
+             "test on the discordant items. Bold and marked *: the interval excludes zero.", "",
+             "| first | second | on | n | first % | second % | difference [95% CI] | first only / second only | McNemar p |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in diffs:
+        c = d.comparison
+        cell = f"{_signed(c.diff)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]"
+        if c.significant:
+            cell = f"**{cell}** *"
+        lines.append(f"| {d.first} | {d.second} | {d.items} | {c.n} | {_pct(c.acc1)} | {_pct(c.acc2)} | {cell} | "
+                     f"{c.only_first} / {c.only_second} | {_p(c.p_value)} |")
+    return lines
+
+
+def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dict[str, Any]]) -> list[str]:
+    """Step-judge accuracy per mode (the same held-out pairs; generate may be on a prefix of them),
+    and the seed's shortcut audit: what trivial rules score on the same pairs."""
+    modes = list(dict.fromkeys(m for r in rows for m in r.judge_modes))
+    lines: list[str] = []
+    if modes:
+        lines += ["", "## Step judge by mode (held-out EFT pairs)", "",
+                  "Accuracy in % [95% Wilson] (n), then the share of pairs judged the same in both orders "
+                  "(position consistency; likelihood has no positions). The search uses the run's `judge.mode`.", ""]
+        head = (["run"] if multi else []) + ["model"] + modes
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in rows:
+            if not row.judge_modes:
+                continue
+            cells = ([row.run] if multi else []) + [row.name]
+            for m in modes:
+                s = row.judge_modes.get(m)
+                cons = s.get("consistency") if s else None
+                cells.append(f"{_acc_cell(s)}; consistent {_pct(cons)}" if s and cons is not None else _acc_cell(s))
+            lines.append("| " + " | ".join(cells) + " |")
+    for run, audit in shortcuts.items():
+        if not audit:
+            continue
+        label = f" ({run})" if multi else ""
+        lines += ["", f"Shortcut audit of the held-out pairs{label} (accuracy of trivial rules; a rule with no "
+                  "preference on a pair scores 1/2 there): "
+                  + "; ".join(f"{k.replace('_', ' ')} {_pct(v['accuracy'])}" for k, v in audit.items()
+                              if isinstance(v, dict) and v.get("accuracy") is not None)
+                  + ". \"Prefer the more likely step\" is the likelihood column above."]
+    return lines
+
+
+def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
+    """The pair audit: does the chosen step lead to the right answer more often than the rejected one?"""
+    mine = [r for r in rows if r.audit]
+    if not mine:
+        return []
+    lines = ["", "## Pair audit (rollouts by M(t-1) from prefix + chosen vs prefix + rejected)", "",
+             "Per audited pair: the chosen step's success rate over its rollouts above, equal to or below the "
+             "rejected step's; p: exact sign test of above vs below. Success: share of correct final answers "
+             "over all rollouts [95% Wilson, rollouts of one pair are not independent: read it as descriptive].", "",
+             "| " + " | ".join((["run"] if multi else []) + ["pairs of", "audited", "rollouts", "above", "equal",
+                                                             "below", "sign p", "chosen success", "rejected success"]) + " |",
+             "|" + "---|" * (9 + multi)]
+    for row in mine:
+        a = row.audit or {}
+
+        def success(side: str, a: dict[str, Any] = a) -> str:
+            ci = a.get(f"{side}_ci") or [None, None]
+            return f"{_pct(a.get(f'{side}_success'))} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+        cells = ([row.run] if multi else []) + [row.name, str(a.get("pairs")), str(a.get("rollouts")),
+                                                 str(a.get("above")), str(a.get("equal")), str(a.get("below")),
+                                                 _p(a.get("sign_p", 1.0)), success("chosen"), success("rejected")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(
+    rows: list[ModelRow], title: str = "Run report", shortcuts: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """The report's Markdown: accuracies, paired differences, judge modes, pairs, audit, stage times.
+    ``shortcuts``: per run, the seed's shortcut audit (``seed/summary.json``)."""
     benchmarks: list[str] = []
     for row in rows:
         for name in row.benchmarks:
@@ -99,6 +369,11 @@ def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
                      _pct(row.judge.get("accuracy")) if row.judge else "-")
         cells.append(_pct(row.judge.get("consistency")) if row.judge else "-")
         lines.append("| " + " | ".join(cells) + " |")
+
+    diffs = paired_differences(rows)
+    if diffs:
+        lines += difference_lines(diffs)
+    lines += judge_mode_lines(rows, multi, shortcuts or {})
 
     lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy)", ""]
     head = (["run"] if multi else []) + ["model"] + [f"{b} steps / tokens" for b in benchmarks]
@@ -125,6 +400,8 @@ def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
             cells = ([row.run] if multi else []) + [row.name] + [str(merged.get(k, "-")) for k in present]
             lines.append("| " + " | ".join(cells) + " |")
 
+    lines += audit_lines(rows, multi)
+
     stage_names: list[str] = []
     for row in rows:
         for name in row.stage_times:
@@ -150,7 +427,8 @@ def markdown(rows: list[ModelRow], title: str = "Run report") -> str:
 
 
 def plot(rows: list[ModelRow], path: str | Path) -> None:
-    """Accuracy per benchmark (with 95% intervals) and step-judge accuracy across iterations."""
+    """Accuracy per benchmark (with 95% intervals), step-judge accuracy across iterations, and the
+    paired differences with their intervals (a third panel, when there are any)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +436,10 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
 
     runs = list(dict.fromkeys(r.run for r in rows))
     benchmarks = list(dict.fromkeys(b for r in rows for b in r.benchmarks))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    diffs = paired_differences(rows)
+    fig, all_axes = plt.subplots(1, 3 if diffs else 2, figsize=(17 if diffs else 11, 4.2 + 0.12 * max(0, len(diffs) - 12)),
+                                 gridspec_kw={"width_ratios": [1, 1, 1.2] if diffs else [1, 1]})
+    axes = all_axes[:2]
     for run in runs:
         mine = [r for r in rows if r.run == run]
         for k, b in enumerate(benchmarks):
@@ -191,6 +472,18 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
         ax.set_ylim(-2, 102)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
+    if diffs:
+        ax = all_axes[2]
+        ys = list(range(len(diffs)))[::-1]
+        for y, d in zip(ys, diffs, strict=True):
+            c = d.comparison
+            ax.errorbar([100 * c.diff], [y], xerr=[[100 * (c.diff - c.ci_low)], [100 * (c.ci_high - c.diff)]],
+                        fmt="o", capsize=3, color="tab:red" if c.significant else "tab:blue")
+        ax.axvline(0, color="grey", linestyle=":", linewidth=1)
+        ax.set_yticks(ys, [f"{d.first} - {d.second}: {d.items}" for d in diffs], fontsize=7)
+        ax.set_xlabel("difference in points (red: 95% interval excludes 0)")
+        ax.set_title("Paired differences (Newcombe 95% CI)")
+        ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_suffix(".tmp.png")
@@ -206,9 +499,17 @@ def build_report(*run_dirs: str | Path, out_dir: str | Path | None = None) -> Pa
     rows = [row for d in run_dirs for row in collect(d)]
     target = Path(out_dir) if out_dir else Path(run_dirs[0])
     title = "Run report: " + ", ".join(Path(d).name for d in run_dirs)
-    atomic_write_text(target / "report.md", markdown(rows, title))
+    shortcuts = {}
+    for d in run_dirs:
+        layout = RunLayout(Path(d))
+        seed = _read_json(layout.seed_summary, []) or {}
+        shortcuts[layout.root.name] = seed.get("shortcut_audit") or {}
+    atomic_write_text(target / "report.md", markdown(rows, title, shortcuts))
     if rows:
         plot(rows, target / "report.png")
+    else:
+        # No row left: an old plot would show results the report no longer has.
+        (target / "report.png").unlink(missing_ok=True)
     return target / "report.md"
 
 

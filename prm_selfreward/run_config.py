@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .audit import AuditConfig
+from .cluster import ClusterConfig
 from .config import ConfigError, from_dict, load_yaml, merge, option
 from .data.seed import SeedConfig
 from .data.seed_instruct import InstructSeedConfig
 from .evaluate import EvalConfig
 from .instruct import InstructIterationConfig
+from .judges.pairwise import MODES as JUDGE_MODES
 from .judges.pairwise import StepJudgeConfig
 from .models.config import ModelConfig
 from .search import SearchConfig
@@ -28,7 +31,19 @@ TASKS = ("math", "instruct")
 
 @dataclass
 class JudgeEvalConfig:
+    """Step-judge accuracy of every model on the held-out EFT pairs (the ``judge_eval/M<t>`` stages)."""
+
     limit: int = option(100, minimum=0, help="Held-out EFT pairs scored per model (step-judge accuracy); 0 = all.")
+    modes: list[str] = option(
+        [], choices=JUDGE_MODES,
+        help="Judge modes scored on the same pairs besides judge.mode (always scored: it is the search's), "
+        "e.g. [logprob, generate, likelihood] to choose the search's judge by measurement.",
+    )
+    generate_limit: int = option(
+        0, minimum=0,
+        help="generate mode scores only the first N of the scored pairs (it decodes an explanation per "
+        "order, several times slower than the others); 0 = all of them.",
+    )
 
 
 @dataclass
@@ -58,10 +73,17 @@ class RunConfig:
     judge_eval: JudgeEvalConfig = option(
         default_factory=JudgeEvalConfig, help="Step-judge accuracy of every model on the held-out EFT pairs."
     )
+    audit: AuditConfig = option(
+        default_factory=AuditConfig,
+        help="Pair audit (task math, off by default): rollouts from prefix + chosen vs prefix + rejected.",
+    )
     instruct: InstructIterationConfig = option(
         default_factory=InstructIterationConfig, help="Self-instruct and 5-point judging (task instruct)."
     )
     eval: EvalConfig = option(default_factory=EvalConfig, help="Benchmarks evaluated after every model.")
+    cluster: ClusterConfig = option(
+        default_factory=ClusterConfig, help="The GPUs and nodes the run may use; generation engines (Ray)."
+    )
     train_launcher: str | None = option(
         None,
         help="Run each training stage as a subprocess under this launcher, e.g. 'accelerate launch "

@@ -11,7 +11,9 @@ at step ``l``:
 3. best = argmax, worst = argmin; append best to the prefix and emit the pair (prefix, best, worst);
 4. if every score ties, discard the previous step and its pair and roll back one step;
 5. stop when the appended step holds a final ``\\boxed{}`` answer, when the model ended the solution,
-   or after ``max_rounds`` rounds.
+   or after ``max_rounds`` rounds, or when the step prompt no longer leaves ``max_step_tokens`` of the
+   model's context (``stop_reason="context"``, counted; the judge shortens its own prompts, see
+   :meth:`~prm_selfreward.judges.pairwise.PairwiseStepJudge.fitted_prompt`).
 
 Efficiency: :meth:`StepSearch.run` advances many problems in lockstep, so each round costs exactly one
 batched ``generator.generate`` call (all active problems' prompts, ``n=width``) and one batched
@@ -67,9 +69,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import option
+from .fingerprint import check_made_by, model_identity, search_made_by, stamp
 from .io import JsonlAppender, JsonlErrors, read_jsonl
 from .judges.base import PairVerdict, StepComparison, StepJudge
 from .models.base import Completion, GenerationParams, Generator, TokenUsage
+from .models.budget import PromptBudget
 from .prompts import SOLUTION_STOP, solve_prompt
 from .records import Problem, StepPair
 from .steps import format_steps, has_final_answer, next_step_prefix, step_body
@@ -144,6 +148,8 @@ class SearchCounters:
     generated_tokens: int = 0
     finished: int = 0
     correct: int = 0
+    context_stops: int = 0
+    """Searches stopped because the step prompt left less than ``max_step_tokens`` of the model's context."""
 
     def add(self, other: SearchCounters | dict[str, int]) -> None:
         values = other if isinstance(other, dict) else dataclasses.asdict(other)
@@ -171,7 +177,8 @@ class SearchResult:
     finished: bool
     """True when the solution ended (final answer or the model stopped), False at the round cap."""
     stop_reason: str
-    """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty``."""
+    """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty`` | ``context`` (the prompt left no
+    room for another whole step in the model's context)."""
     solution: str
     """The solution in canonical form, ``"Step 1: ...\\nStep 2: ..."``."""
     final_answer: str | None = None
@@ -180,6 +187,9 @@ class SearchResult:
     counters: dict[str, int] = field(default_factory=dict)
     trace: list[dict[str, Any]] = field(default_factory=list)
     """Per round: step index, candidates, scores, best/worst and what happened (``keep_trace``)."""
+    made_by: dict[str, Any] = field(default_factory=dict)
+    """Model, search and judge settings that produced the result (``run_to_jsonl``; see ``fingerprint.py``)."""
+    fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -338,9 +348,14 @@ class StepSearch:
         self.judge = judge
         self.config = config or SearchConfig()
         self.counters = SearchCounters()
+        self.budget = PromptBudget.of(generator)
+        """The generator's context: a step prompt must leave ``max_step_tokens`` of it."""
         self.usage = TokenUsage()
         self.lockstep_rounds = 0
         """Batched rounds (each: one generate call, one compare call)."""
+        self.resumed: dict[str, int] = {}
+        """What the last ``run_to_jsonl`` found on disk: ``records`` reused, ``torn_tail_kept``,
+        ``torn_tail_cut`` and ``malformed_lines``."""
 
     # -- accounting ---------------------------------------------------------------------------------
 
@@ -356,13 +371,7 @@ class StepSearch:
 
     def _account(self, before: list[TokenUsage]) -> None:
         for source, start in zip(self._usage_sources(), before, strict=True):
-            delta = source.usage - start
-            self.usage = TokenUsage(
-                self.usage.calls + delta.calls,
-                self.usage.prompt_tokens + delta.prompt_tokens,
-                self.usage.generated_tokens + delta.generated_tokens,
-                self.usage.scored_tokens + delta.scored_tokens,
-            )
+            self.usage = self.usage + (source.usage - start)
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -408,6 +417,7 @@ class StepSearch:
         chunk_size: int | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         on_round: Callable[[int, int], None] | None = None,
+        model: str | None = None,
     ) -> list[SearchResult]:
         """Resumable search: results are appended to the JSON Lines file ``path`` chunk by chunk and
         problems already there are not searched again; returns one result per problem, in order.
@@ -415,33 +425,50 @@ class StepSearch:
         Chunks are fixed slices of ``problems`` (``chunk_size`` each, default ``config.lockstep``)
         whatever was done before, and a chunk with any problem missing is searched whole again (only
         the missing results are appended), so a resumed run sees the same batches, hence the same
-        seeds, as an uninterrupted one. ``on_chunk(done, total)`` reports progress in problems. A torn
-        or malformed line (a killed run) is ignored and its problem searched again.
+        seeds, as an uninterrupted one. ``on_chunk(done, total)`` reports progress in problems.
+
+        Every result carries ``made_by`` (``model``, default the generator's ``name``; the search
+        settings; the judge's) and its fingerprint: results in ``path`` made by anything else raise
+        :class:`~prm_selfreward.fingerprint.StaleOutputError` naming the difference, before any
+        search. A malformed line is skipped and its problem searched again; a torn last line is kept
+        when complete (its newline restored), cut otherwise; both counted in ``self.resumed``.
         """
         chunk_size = chunk_size or self.config.lockstep
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         path = Path(path)
+        if model is None:
+            model = model_identity(getattr(self.generator, "name", "") or "")
+        made_by = search_made_by(self.config, self.judge, self.generator, model)
         wanted = {p.id for p in problems}
         done: dict[str, SearchResult] = {}
+        errors = JsonlErrors()
         if path.exists():
-            for row in read_jsonl(path, JsonlErrors()):
+            rows = read_jsonl(path, errors)
+            check_made_by(path, rows, made_by)
+            for row in rows:
                 try:
                     result = SearchResult.from_dict(row)
                 except (TypeError, ValueError):
+                    errors.errors.append((0, "not a search result"))
                     continue
                 if result.problem_id in wanted:
                     done[result.problem_id] = result
         total = len(problems)
+        reused = sum(p.id in done for p in problems)
         with JsonlAppender(path) as out:
+            self.resumed = {"records": reused, **out.repair.to_dict(),
+                            "malformed_lines": len(errors) - out.repair.cut}
             if on_chunk is not None:
-                on_chunk(sum(p.id in done for p in problems), total)
+                on_chunk(reused, total)
             for start in range(0, total, chunk_size):
                 chunk = list(problems[start : start + chunk_size])
                 if all(p.id in done for p in chunk):
                     continue
                 for result in self.run(chunk, on_round=on_round):
                     if result.problem_id not in done:
+                        result.made_by = dict(made_by)
+                        result.fingerprint = stamp({}, made_by)["fingerprint"]
                         done[result.problem_id] = result
                         out.append(result.to_dict())
                 if on_chunk is not None:
@@ -452,6 +479,15 @@ class StepSearch:
         cfg = self.config
         for s in active:
             s.prompt = step_prompt(s.base_prompt, s.steps)
+            room = self.budget.room(s.prompt)
+            if room is not None and room < cfg.max_step_tokens:
+                # The prompt no longer leaves room for a whole step: the solution ends here, counted.
+                s.done, s.stop_reason = True, "context"
+                s.counters.context_stops += 1
+        active = [s for s in active if not s.done]
+        if not active:
+            return
+        for s in active:
             s.rounds += 1
             s.counters.rounds += 1
         params = GenerationParams(

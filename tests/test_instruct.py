@@ -386,6 +386,38 @@ def test_run_instruct_iteration_scripted() -> None:
     assert summary["prompt_filters"]["kept"] == 3
 
 
+def test_a_fixed_model_writes_the_prompts_and_the_trained_model_none() -> None:
+    """The paper's main setting: prompts from a fixed author; the model being trained answers and judges."""
+    author = _self_rewarding_model({})
+    config = from_dict(InstructIterationConfig, {"n_prompts": 2, "n_responses": 2, "judge": {"samples": 1},
+                                                 "self_instruct": {"samples_per_prompt": 2, "max_prompts_per_call": 1},
+                                                 "prompt_model": "a-fixed-model"})
+    written = generate_prompts(author, SEEDS, config.n_prompts, config.self_instruct)
+    trained = _self_rewarding_model({"A tra|Step 1: candidate 1": "Score: 5"})
+    pairs, stats = run_instruct_iteration(trained, SEEDS, config, new_prompts=written)
+    assert stats.prompts == [OTHER, NEW] == written[0]
+    asked = [p for prompts, _ in trained.generate_calls for p in prompts]
+    assert not any(p.startswith("Below are some math problems") for p in asked)
+    assert stats.model_calls == 2  # responses and judge only
+    assert [p.metadata["question"] for p in pairs] == [OTHER]
+
+
+def test_instruct_dpo_has_its_own_settings(tmp_path, monkeypatch) -> None:
+    """Task instruct trains with Yuan et al.'s DPO (lr 1e-6, beta 0.1), not the math task's step-DPO block."""
+    import prm_selfreward.train as train
+    from prm_selfreward.run_config import load_run_config
+    from prm_selfreward.stages.context import RunContext
+    from prm_selfreward.stages.run import train_stage
+
+    seen = []
+    monkeypatch.setattr(train, "train_step_dpo", lambda model, rows, out, config: seen.append(config) or
+                        type("R", (), {"to_dict": lambda self: {}})())
+    for task, lr in (("instruct", 1e-6), ("math", 5e-7)):
+        run = RunContext(tmp_path / task, load_run_config(None, {"task": task}))
+        train_stage(run, "dpo", "embedded", [{"prompt": "p", "chosen": "a", "rejected": "b"}], 2)
+        assert (seen[-1].learning_rate, seen[-1].beta) == (lr, 0.1)
+
+
 def test_iteration_config_rejects_unknown_keys() -> None:
     from prm_selfreward.config import ConfigError
 

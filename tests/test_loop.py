@@ -30,7 +30,10 @@ def _ids(path: Path, key: str = "id") -> list[str]:
 
 def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_dir, monkeypatch):
     run_dir = tmp_path / "run"
-    config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir), resume=False)
+    # Beyond the smoke config: the pair audit and the held-out judge in all three modes.
+    extra = {"audit": {"pairs": 2, "rollouts": 2, "max_new_tokens": 12},
+             "judge_eval": {"modes": ["generate", "likelihood"], "generate_limit": 2}, "judge": {"max_new_tokens": 8}}
+    config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, **extra), resume=False)
 
     calls = Counter()
     for name in ("evaluate_model", "train_m1", "search_steps"):
@@ -57,7 +60,7 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
 
     # Resume: the saved config is read back, finished stages are skipped.
     monkeypatch.setattr(S, "train_dpo", real_train_dpo)
-    resumed = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir), resume=True)
+    resumed = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, **extra), resume=True)
     loop.iterate(resumed, run_dir, log=lambda msg: None)
     assert calls == {"evaluate_model": 3, "train_m1": 1, "search_steps": 1}
 
@@ -69,6 +72,10 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
             ids = _ids(run_dir / f"iter_{t}" / "eval" / f"{bench}.jsonl")
             assert len(ids) == n == len(set(ids))
         assert (run_dir / f"iter_{t}" / "judge_eval.jsonl").exists()
+        judged = manifest["stages"][f"judge_eval/M{t}"]["result"]
+        assert judged["mode"] == "logprob" and set(judged["modes"]) == {"logprob", "generate", "likelihood"}
+        assert judged["modes"]["generate"]["total"] == 2 and judged["modes"]["likelihood"]["total"] == 4
+        assert len(read_jsonl(run_dir / f"iter_{t}" / "judge_eval_generate.jsonl")) == 2
     for t in (1, 2):
         assert (run_dir / f"iter_{t}" / "model" / "config.json").exists()
     problems = _ids(run_dir / "iter_2" / "problems.jsonl")
@@ -76,6 +83,10 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
     pairs = read_jsonl(run_dir / "iter_2" / "pairs.jsonl")
     assert pairs and manifest["stages"]["pairs/M2"]["result"]["pairs"] == len(pairs)
     assert manifest["stages"]["train/M2 (DPO)"]["result"]["examples"] <= len(pairs)
+    audit = manifest["stages"]["audit/M2"]["result"]
+    audited = read_jsonl(run_dir / "iter_2" / "audit.jsonl")
+    assert audit["pairs"] == len(audited) == min(2, len(pairs))
+    assert audit["above"] + audit["equal"] + audit["below"] == audit["pairs"]
 
     # Training problems never come from the evaluation sets or the held-out judge problems.
     eval_ids = {
@@ -90,6 +101,7 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
 
     report = (run_dir / "report.md").read_text()
     assert "| M2 |" in report and (run_dir / "report.png").exists()
+    assert "## Pair audit" in report and "## Step judge by mode" in report and "## Paired differences" in report
 
 
 def test_existing_run_needs_resume(tmp_path, tiny_model_dir, data_dir):
@@ -127,7 +139,7 @@ def test_cli_config_typo_is_one_clear_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "name", ["cpu-default.yaml", "cpu-smoke.yaml", "qwen2.5-math-7b.yaml", "qwen2.5-math-72b.yaml"]
+    "name", ["cpu-default.yaml", "cpu-smoke.yaml", "cpu-showcase.yaml", "qwen2.5-math-7b.yaml", "qwen2.5-math-72b.yaml"]
 )
 def test_shipped_configs_load(name):
     config = loop.load_run_config(REPO / "configs" / name)

@@ -262,14 +262,18 @@ def test_finish_reason_eos(loaded, tiny_model_dir):
     assert plain.generate([prompt], params=GREEDY)[0][0].finish_reason == "length"
 
 
-def test_max_length_clips_the_budget_and_rejects_full_prompts(loaded):
+def test_max_length_clips_the_budget_and_skips_full_prompts(loaded):
     gen = make(loaded, batch_size=2, max_length=12)
     prompt_len = len(gen.encode_prompt(PROMPTS[0]))
-    assert prompt_len < 12
+    assert prompt_len < 12 and gen.context_length == 12 and gen.count_tokens(PROMPTS[0]) == prompt_len
     comp = gen.generate([PROMPTS[0]], params=GenerationParams(max_new_tokens=50))[0][0]
     assert comp.finish_reason == "length" and comp.completion_tokens == 12 - prompt_len
-    with pytest.raises(UserError, match="max_length"):
-        gen.generate([PROMPTS[3]], params=GREEDY)
+    assert gen.count_tokens(PROMPTS[3]) >= 12
+    # A prompt that fills the context is not sent (never a crash); the batch's other prompts are.
+    rows = gen.generate([PROMPTS[3], PROMPTS[0]], n=2, params=GenerationParams(max_new_tokens=3))
+    assert [(c.text, c.completion_tokens, c.finish_reason) for c in rows[0]] == [("", 0, "length")] * 2
+    assert all(c.completion_tokens > 0 for c in rows[1])
+    assert gen.usage.skipped_prompts == 1
 
 
 def test_usage_accounting(loaded):

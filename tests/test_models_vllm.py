@@ -3,6 +3,7 @@ and scoring on the tiny model compared with the transformers backend."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,12 @@ from prm_selfreward.models import (
     to_sampling_kwargs,
     vllm_available,
 )
-from prm_selfreward.models.vllm import completion_from_output
+from prm_selfreward.models.vllm import (
+    chat_end_token_ids,
+    completion_from_output,
+    next_token_sampling_kwargs,
+    read_next_token_logprobs,
+)
 
 VLLM_OK, VLLM_REASON = vllm_available()
 needs_vllm = pytest.mark.skipif(not VLLM_OK, reason=VLLM_REASON or "vllm importable")
@@ -90,6 +96,57 @@ def test_to_sampling_kwargs(params, n, expected):
     got = to_sampling_kwargs(params, n)
     fixed = {"top_k": -1, "include_stop_str_in_output": False, "skip_special_tokens": True}
     assert got == {**expected, **fixed}
+
+
+@pytest.mark.parametrize(
+    "stop_ids,max_tokens,expected",
+    [
+        ((), None, {"max_tokens": 64}),
+        ([151645], None, {"max_tokens": 64, "stop_token_ids": [151645]}),
+        ([], 10, {"max_tokens": 10}),  # what the context leaves of this prompt
+        ([7], 500, {"max_tokens": 64, "stop_token_ids": [7]}),  # never above the asked budget
+    ],
+)
+def test_to_sampling_kwargs_end_tokens_and_room(stop_ids, max_tokens, expected):
+    got = to_sampling_kwargs(GenerationParams(max_new_tokens=64), 1, stop_ids, max_tokens=max_tokens)
+    assert {k: got[k] for k in ("max_tokens", "stop_token_ids") if k in got} == expected
+
+
+@pytest.mark.parametrize(
+    "explicit,expected",
+    [
+        (True, {"n": 1, "max_tokens": 1, "temperature": 0.0, "detokenize": False, "logprobs": 2,
+                "logprob_token_ids": [32, 33]}),
+        (False, {"n": 1, "max_tokens": 1, "temperature": 0.0, "detokenize": False, "logprobs": 20}),
+    ],
+)
+def test_next_token_sampling_kwargs_generate_one_token_without_prompt_logprobs(explicit, expected):
+    got = next_token_sampling_kwargs([32, 33], explicit)
+    assert got == expected and "prompt_logprobs" not in got  # prompt logprobs would turn prefix caching off
+
+
+def test_read_next_token_logprobs():
+    position = {32: SimpleNamespace(logprob=-0.25), 99: SimpleNamespace(logprob=-1.0)}
+    assert read_next_token_logprobs(position, [32, 33]) == [-0.25, -math.inf]
+    assert read_next_token_logprobs(None, [32]) == [-math.inf]
+
+
+QWEN_STYLE_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_chat_end_token_ids_reads_the_template(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert chat_end_token_ids(tok) == []  # no template: nothing besides EOS
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = QWEN_STYLE_TEMPLATE
+    assert chat_end_token_ids(tok) == [tok.convert_tokens_to_ids("<|im_end|>")]
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}<eos>{% endfor %}"
+    assert chat_end_token_ids(tok) == [tok.eos_token_id]
 
 
 def test_to_sampling_kwargs_rejects_n_below_one():

@@ -75,3 +75,88 @@ def test_report_cli_rejects_non_run_dir(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "not a run directory" in err and "Traceback" not in err
+
+
+# -------------------------------------------------------- damaged inputs (issue 17, finding 7)
+
+
+@pytest.mark.parametrize(
+    "damage,file,message",
+    [
+        (lambda run: (run / "manifest.json").write_text('{"stages": {"eval/M0": {"sta'), "manifest.json",
+         "invalid JSON"),
+        (lambda run: (run / "manifest.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), "manifest.json",
+         "not UTF-8"),
+        (lambda run: (run / "manifest.json").write_text('{"stages": []}'), "manifest.json", "stages"),
+        (lambda run: (run / "manifest.json").write_text('{"stages": {"eval/M0": {"wall_time_s": "slow"}}}'),
+         "manifest.json", "wall_time_s"),
+        (lambda run: (run / "iter_1" / "eval" / "summary.json").write_text('{"model": "M1", "bench'),
+         "iter_1/eval/summary.json", "invalid JSON"),
+        (lambda run: (run / "iter_1" / "eval" / "summary.json").write_text(
+            json.dumps({"benchmarks": {"gsm8k": {"accuracy": "high"}}})), "iter_1/eval/summary.json", "accuracy"),
+    ],
+)
+def test_report_names_the_damaged_file(tmp_path, capsys, damage, file, message):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    damage(run)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(run)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert file in err.replace("\n", "") and message in err and "Traceback" not in err
+
+
+def test_report_removes_a_stale_plot_when_no_rows_are_left(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    build_report(run)
+    assert (run / "report.png").exists()
+    for t in (0, 1):
+        (run / f"iter_{t}" / "eval" / "summary.json").unlink()
+    (run / "manifest.json").write_text(json.dumps({"stages": {}}))
+    build_report(run)
+    assert not (run / "report.png").exists(), "an old plot would show results that are gone"
+
+
+def write_items(run: Path, t: int, gsm8k: list[bool], judge: list[bool], mode: str = "logprob") -> None:
+    """Per-problem eval records and judged held-out rows for M(t), as the stages write them."""
+    eval_dir = run / f"iter_{t}" / "eval"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / "gsm8k.jsonl").write_text("".join(
+        json.dumps({"id": f"gsm8k/test/{i}", "correct": c}) + "\n" for i, c in enumerate(gsm8k)))
+    rows = [{"question": f"q{i}", "previous_steps": [], "step_a": "a", "step_b": "b", "verdict": i % 2,
+             "predicted": i % 2 if c else 1 - i % 2} for i, c in enumerate(judge)]
+    (run / f"iter_{t}" / "judge_eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = json.loads((run / "manifest.json").read_text())
+    result = manifest["stages"][f"judge_eval/M{t}"]["result"]
+    manifest["stages"][f"judge_eval/M{t}"]["result"] = {**result, "mode": mode, "modes": {mode: result}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_report_paired_differences_marked(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.7, 0.72])
+    # 40 shared problems: M1 right on 12 more than M0 and wrong on none more: an interval above zero.
+    write_items(run, 0, [False] * 40, [True] * 10 + [False] * 10)
+    write_items(run, 1, [True] * 12 + [False] * 28, [True] * 11 + [False] * 9)
+    write_items(run, 2, [True] * 11 + [False] * 28 + [True], [True] * 11 + [False] * 9)
+    text = build_report(run).read_text()
+    assert "## Paired differences" in text
+    # M1 vs M0 on gsm8k: 12 vs 0 discordant, p = 2 / 2^12.
+    assert "| M1 | M0 | gsm8k | 40 | 30.0 | 0.0 | **+30.0 [" in text and "** * | 12 / 0 | 4.9e-04 |" in text
+    # M2 vs M1: 1 vs 1 discordant: difference 0, not marked.
+    assert "| M2 | M1 | gsm8k | 40 | 30.0 | 30.0 | +0.0 [" in text and "| 1 / 1 | 1.000 |" in text
+    assert "| M2 | M0 | gsm8k |" in text and "| M1 | M0 | judge logprob | 20 | 55.0 | 50.0 |" in text
+    assert "## Step judge by mode" in text
+    png = run / "report.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_two_runs_compared_on_shared_problems(tmp_path):
+    a = make_run(tmp_path, "a", [0.1, 0.2], [0.5, 0.6])
+    b = make_run(tmp_path, "b", [0.1, 0.15], [0.5, 0.55])
+    write_items(a, 1, [True] * 10 + [False] * 10, [True] * 4)
+    write_items(b, 1, [False] * 30, [True] * 4)  # 30 problems, 20 of them shared with run a
+    result = CliRunner().invoke(app, ["report", str(a), str(b), "--output", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| b M1 | a M1 | gsm8k | 20 | 0.0 | 50.0 | **-50.0 [" in text
+    assert "| b M1 | a M1 | judge logprob | 4 | 100.0 | 100.0 | +0.0 [" in text

@@ -16,6 +16,7 @@ from prm_selfreward.config import ConfigError, from_dict
 from prm_selfreward.data import load_benchmark, normalize_question
 from prm_selfreward.data.seed import (
     CORRUPTIONS,
+    UNIT_FACTORS,
     SeedConfig,
     build_seed_data,
     build_seed_records,
@@ -91,6 +92,17 @@ def test_pools_exclude_a_planted_evaluation_question(data_dir: Path, pools) -> N
     victim = pools["gsm8k"][5]
     pool = training_problems(["gsm8k"], data_dir, exclude=[Problem("x", victim.question.upper(), ["1"], "x")])
     assert victim.id not in {p.id for p in pool} and len(pool) == len(pools["gsm8k"]) - 1
+
+
+def test_seed_pools_exclude_the_runs_own_evaluation_problems(data_dir: Path, pools) -> None:
+    """The loop passes its evaluation problems: one outside ``exclude_benchmarks`` is still kept out."""
+    victim = pools["gsm8k"][3]
+    config = SeedConfig(exclude_benchmarks=[], ift_sources=["gsm8k"])
+    kept = load_seed_pools(config, data_dir)["gsm8k"]
+    assert victim.id in {p.id for p in kept}
+    run_eval = [Problem("eval/0", victim.question, ["1"], "gsm8k")]
+    excluded = load_seed_pools(config, data_dir, exclude=run_eval)["gsm8k"]
+    assert victim.id not in {p.id for p in excluded} and len(excluded) == len(kept) - 1
 
 
 def test_heldout_problems_are_unused_for_training(built) -> None:
@@ -232,17 +244,26 @@ def test_every_corruption_really_changes_the_value(built) -> None:
         kind, d = row["corruption"], row["detail"]
         seen[kind] += 1
         assert good != bad
-        if kind in ("wrong_result", "wrong_operand", "dropped_quantity"):
+        if kind in ("wrong_result", "wrong_operand", "dropped_quantity", "wrong_operation", "wrong_unit_rate"):
             correct = _sympy_value(d["expression"])
             assert correct == _num(d["correct"])
             assert _num(d["shown"]) != correct, row
             assert d["shown"] in bad
-        if kind in ("wrong_operand", "dropped_quantity"):
+        if kind in ("wrong_operand", "dropped_quantity", "wrong_operation", "wrong_unit_rate"):
             # The corrupted step's own arithmetic is consistent: its new expression gives what it shows.
             assert _sympy_value(d["new_expression"]) == _num(d["shown"])
             assert _sympy_value(d["new_expression"]) != correct
-        if kind == "wrong_operand":
+        if kind in ("wrong_operand", "wrong_unit_rate"):
             assert d["to"] in bad and _num(d["to"]) != _num(d["changed_operand"])
+        if kind == "wrong_unit_rate":
+            assert int(_num(d["changed_operand"])) in UNIT_FACTORS and d["unit"] in (row["question"] + good).lower()
+        if kind == "wrong_operation":
+            assert d["operation"] in ("add", "subtract", "multiply", "divide") and d["new_operation"]
+        if kind == "wrong_final_answer":
+            assert good == f"The answer is \\boxed{{{d['correct']}}}." and bad == f"The answer is \\boxed{{{d['shown']}}}."
+            assert _num(d["shown"]) != _num(d["correct"])
+        # The explanation names the error: the wrong value the corrupted step shows.
+        assert d.get("shown", d.get("claimed", "")) in row["explanation"]
         if kind == "premature_answer":
             assert _num(d["claimed"]) != _num(d["gold"])
             assert bad.startswith(good) and f"\\boxed{{{d['claimed']}}}" in bad
@@ -255,9 +276,30 @@ def test_corruption_kinds_roughly_balanced(built) -> None:
     summary, _, _ = built
     counts = summary.corruptions_train
     # dropped_quantity needs a 3+ term chain, which is rarer; the others are kept within a few of each other.
-    common = [counts[k] for k in CORRUPTIONS if k != "dropped_quantity"]
+    # dropped_quantity and wrong_unit_rate need rarer calculations (a unit factor, a 3+ term chain).
+    common = [counts[k] for k in CORRUPTIONS if k not in ("dropped_quantity", "wrong_unit_rate")]
     assert max(common) - min(common) <= 5
-    assert counts["dropped_quantity"] >= 50
+    assert counts["dropped_quantity"] >= 50 and counts["wrong_unit_rate"] >= 50
+
+
+def test_no_surface_rule_decides_the_verdict(built) -> None:
+    summary, rows, _ = built
+    audit = summary.shortcut_audit
+    for rule in ("prefer_a", "prefer_shorter", "prefer_boxed"):
+        assert abs(audit[rule]["accuracy"] - 0.5) <= 0.03, (rule, audit[rule])
+    assert audit["ends_solution"]["correct"] == audit["ends_solution"]["corrupted"] > 0
+    assert audit["prefer_more_likely"]["accuracy"] is None  # measured per model by the judge evaluation
+    for split in ("eft_heldout", "eft_train"):
+        for kind in CORRUPTIONS:
+            verdicts = Counter(r["verdict"] for r in rows[split] if r["corruption"] == kind)
+            assert abs(verdicts[0] - verdicts[1]) <= 1, (split, kind, verdicts)
+
+
+def test_surface_corruptions_are_opt_in_and_show_in_the_audit(pools) -> None:
+    config = SeedConfig(ift_examples=0, eft_train_pairs=0, eft_heldout_pairs=200, corruptions=["premature_answer"])
+    audit = build_seed_records(pools, config).summary.shortcut_audit
+    assert audit["prefer_boxed"]["accuracy"] == 0.0  # the corrupted step is the only one with a box
+    assert "premature_answer" not in CORRUPTIONS
 
 
 def test_previous_steps_are_the_reference_prefix(built, pools) -> None:
@@ -280,6 +322,9 @@ def test_previous_steps_are_the_reference_prefix(built, pools) -> None:
             "wrong_operand",
         ),
         ("He earns 1,200+300=$<<1200+300=1500>>1,500 in total\n#### 1500", "wrong_result"),
+        ("He earns 1,200+300=$<<1200+300=1500>>1,500 in total\n#### 1500", "wrong_operation"),
+        ("She works 5*60=<<5*60=300>>300 minutes a day\n#### 300", "wrong_unit_rate"),
+        ("She works 5*60=<<5*60=300>>300 minutes a day\n#### 300", "wrong_final_answer"),
         (
             "A costs 0.5*3=<<0.5*3=1.5>>1.5 dollars.\nB costs 1.5*2=<<1.5*2=3>>3 dollars.\n#### 3",
             "wrong_operand",
@@ -294,6 +339,9 @@ def test_corruptions_on_hand_written_solutions(solution: str, kind: str) -> None
         for cand in options[kind]:
             assert "<<" not in cand.good and "<<" not in cand.bad
             d = cand.detail
+            if kind == "wrong_final_answer":
+                assert _num(d["shown"]) != _num(d["correct"]) and cand.step_index == len(cand.previous_steps)
+                continue
             assert _num(d["shown"]) != _sympy_value(d["expression"])
             # Only numbers change (and, for a dropped quantity, one operator with its number): the
             # wording, spacing and `$` signs stay the reference's, so they are no cue for the judge.
@@ -301,6 +349,10 @@ def test_corruptions_on_hand_written_solutions(solution: str, kind: str) -> None
             if kind == "dropped_quantity":
                 assert len(_NUMBER.findall(cand.bad)) == len(_NUMBER.findall(cand.good)) - 1
                 assert re.sub(r"\s*[-+*/]\s*#", "", bad_shape, count=1) != bad_shape
+            elif kind == "wrong_operation":
+                # One operator differs, nothing else.
+                assert len(bad_shape) == len(good_shape)
+                assert sum(x != y for x, y in zip(bad_shape, good_shape, strict=True)) == 1
             else:
                 assert bad_shape == good_shape
 

@@ -425,7 +425,9 @@ def test_cli_split_jsonl_with_field_format_and_malformed_lines(tmp_path):
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     result = _run_split([str(path), "--field", "answer", "--format", "line", "--strip-calculator-notes"])
     assert result.exit_code == 0, result.output
-    assert _json_lines(result.stdout) == [{"steps": ["x = 2\n", "#### 2"]}, {"steps": ["p ки q ки"]}]
+    assert _json_lines(result.stdout) == [
+        {"steps": ["x = 2\n", "#### 2"], "input_line": 1}, {"steps": ["p ки q ки"], "input_line": 4}
+    ]
     assert "skipped 2 malformed line(s)" in result.stderr
     assert "line 2" in result.stderr and "line 3" in result.stderr
 

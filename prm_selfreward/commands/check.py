@@ -17,7 +17,6 @@ whole prediction is the answer (never its last number). Exit codes: one pair 0 e
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from typing import Any
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 
 def _check_one(gold: str, prediction: str, benchmark: str | None, unit: str | None, timeout: float) -> None:
@@ -86,13 +86,16 @@ def read_cases(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple
 
 def _check_file(input: Path, output: Path | None, processes: int | None, timeout: float) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from ..grading import check_batch
-    from ..io import write_jsonl
+    from .. import grading
+    from ..io import json_dumps, write_jsonl
+
+    check_batch = grading.check_batch  # looked up at call time (tests replace it)
 
     if not input.is_file():
         raise UserError(f"input file {str(input)!r} does not exist")
+    if output is not None:
+        check_output_path(output)
     err = Console(stderr=True, highlight=False)
     records, malformed = read_cases(input)
     for number, problem in malformed[:20]:
@@ -101,26 +104,51 @@ def _check_file(input: Path, output: Path | None, processes: int | None, timeout
         err.print(f"skipped {len(malformed) - 20} more malformed line(s)", markup=False)
 
     started = time.perf_counter()
-    items = [(r["prediction"], r["gold"], r.get("benchmark"), r.get("unit")) for _, r in records]
-    verdicts = check_batch(items, processes=processes, timeout=timeout, whole_text_fallback=True)
-    elapsed = time.perf_counter() - started
-
-    rows = []
-    for (_, record), verdict in zip(records, verdicts, strict=True):
-        rows.append(
+    verdicts: list[Any] = []
+    stopped: BaseException | None = None
+    try:
+        items = [(r["prediction"], r["gold"], r.get("benchmark"), r.get("unit")) for _, r in records]
+        verdicts = check_batch(items, processes=processes, timeout=timeout, whole_text_fallback=True)
+        # Each row carries its input line: skipped lines make output row i differ from input line i.
+        rows = [
             {
                 **record,
+                "input_line": number,
                 "correct": verdict.correct,
                 "reason": verdict.reason,
                 "predicted": verdict.predicted,
                 "detail": verdict.detail,
             }
+            for (number, record), verdict in zip(records, verdicts, strict=True)
+        ]
+        if output is None:
+            for row in rows:
+                sys.stdout.write(json_dumps(row) + "\n")
+            sys.stdout.flush()
+        else:
+            write_jsonl(output, rows)
+        _print_table(input, records, verdicts, Console(stderr=output is None))
+    except BaseException as exc:
+        stopped = exc
+        raise
+    finally:
+        # The summary is printed whatever happens, so a failed or interrupted batch still says what
+        # was read, skipped and graded.
+        elapsed = time.perf_counter() - started
+        rate = len(verdicts) / elapsed if elapsed > 0 else float("inf")
+        where = f"-> {output}" if output is not None else "-> stdout"
+        if stopped is not None:
+            where = f"(stopped: {type(stopped).__name__}{': ' + str(stopped) if str(stopped) else ''}; "
+            where += "interrupted, nothing written)"
+        Console(stderr=output is None or stopped is not None).print(
+            f"{len(verdicts)} graded in {elapsed:.2f} s ({rate:.0f}/s), "
+            f"{len(malformed)} malformed line(s) skipped {where}",
+            highlight=False,
         )
-    if output is None:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    else:
-        write_jsonl(output, rows)
+
+
+def _print_table(input: Path, records: list[tuple[int, dict[str, Any]]], verdicts: list[Any], summary: Any) -> None:
+    from rich.table import Table
 
     by_bench: dict[str, Counter] = {}
     for (_, record), verdict in zip(records, verdicts, strict=True):
@@ -150,15 +178,7 @@ def _check_file(input: Path, output: Path | None, processes: int | None, timeout
         table.add_row(
             bench, str(counts["n"]), str(counts["correct"]), f"{counts['correct'] / counts['n']:.1%}", others
         )
-    summary = Console(stderr=output is None)
     summary.print(table)
-    rate = len(verdicts) / elapsed if elapsed > 0 else float("inf")
-    where = f"-> {output}" if output is not None else "-> stdout"
-    summary.print(
-        f"{len(verdicts)} graded in {elapsed:.2f} s ({rate:.0f}/s), "
-        f"{len(malformed)} malformed line(s) skipped {where}",
-        highlight=False,
-    )
 
 
 def check_command(

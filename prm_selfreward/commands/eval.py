@@ -12,6 +12,7 @@ import typer
 
 from ..cli_options import config_file_option, config_option, resolve_command_config, set_option
 from ..errors import UserError
+from ..io import check_output_path
 
 C = "eval"
 
@@ -61,6 +62,7 @@ def eval_command(
         from ..run_config import validate_run_config
 
         validate_run_config(cfg, data_for=cfg.eval.benchmarks)
+    check_output_path(output, kind="dir")
     if limit is not None:
         from ..config import ConfigError
 

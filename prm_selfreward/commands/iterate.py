@@ -33,6 +33,7 @@ def iterate_command(
 
     from ..config import merge, parse_overrides
     from ..data import resolve_data_dir
+    from ..io import check_output_path
     from ..loop import iterate, prepare_run_dir
     from ..report import build_report, print_report
     from ..run_config import default_config_path, load_run_config
@@ -45,6 +46,7 @@ def iterate_command(
             overrides.setdefault("data_dir", str(resolved))
     cfg = load_run_config(config or default_config_path(smoke), overrides)
     run_dir = run_dir or Path("runs") / (f"{cfg.task}-smoke" if smoke else cfg.task)
+    check_output_path(run_dir, kind="dir")
     cfg = prepare_run_dir(run_dir, cfg, resume, overrides=overrides)
     console.print(f"[bold]prm-sr iterate[/] task={cfg.task} model={cfg.model.name} run_dir={run_dir}")
     iterate(cfg, run_dir, log=console.print)

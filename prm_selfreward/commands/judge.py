@@ -11,7 +11,6 @@ skipped. All comparisons go to the judge in one ``compare`` call (the judge chun
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import typer
 
 from ..cli_options import config_file_option, config_option, resolve_command_config, set_option
 from ..errors import UserError
+from ..io import check_output_path
 
 REQUIRED = ("question", "previous_steps", "step_a", "step_b")
 
@@ -70,7 +70,7 @@ def judge_command(
     """Judge which of two candidate next steps is better, for each record of a JSON Lines file."""
     from rich.console import Console
 
-    from ..io import JsonlErrors, iter_jsonl, write_jsonl
+    from ..io import JsonlErrors, iter_jsonl, json_dumps, write_jsonl
     from ..models.config import load_generator_from_config
     from ..stages import judge_rows
 
@@ -78,9 +78,12 @@ def judge_command(
     cfg = resolve_command_config(C, config, set_, dict(locals()))
     if not input.is_file():
         raise UserError(f"input file {str(input)!r} does not exist")
+    if output is not None:
+        check_output_path(output)
 
     errors = JsonlErrors()
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     for number, obj in iter_jsonl(input, errors, required=REQUIRED):
         problem = _check_record(obj)
         if problem is not None:
@@ -89,6 +92,7 @@ def judge_command(
         if "label" not in obj and obj.get("verdict") in (0, 1):
             obj["label"] = obj["verdict"]  # an EFT record: its verdict is the gold answer
         rows.append(obj)
+        lines.append(number)
     errors.errors.sort()
     if errors:
         console.print(f"[yellow]skipped[/] {errors.summary(input)}", highlight=False)
@@ -98,9 +102,10 @@ def judge_command(
     generator = load_generator_from_config(cfg.model, seed=cfg.seed)
     with console.status(f"judging {len(rows)} comparison(s) ({cfg.judge.mode})"):
         judged, judge = judge_rows(generator, rows, cfg.judge, solve_few_shot=cfg.search.few_shot)
+    # Each row carries its input line: skipped lines make output row i differ from input line i.
     out_rows = []
-    for r in judged:
-        r = dict(r)
+    for r, n in zip(judged, lines, strict=True):
+        r = {**r, "input_line": n}
         r["verdict"] = r.pop("predicted")
         r.pop("p_a", None)
         out_rows.append(r)
@@ -109,7 +114,7 @@ def judge_command(
         console.print(f"wrote {len(out_rows)} judgment(s) to {output}", highlight=False)
     else:
         for row in out_rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_dumps(row) + "\n")
         sys.stdout.flush()
 
     stats = judge.stats

@@ -84,7 +84,8 @@ def pairs_command(
     from rich.table import Table
 
     from ..data import load_benchmark
-    from ..io import atomic_write_json
+    from ..fingerprint import model_identity
+    from ..io import atomic_write_json, check_output_path
     from ..models.config import load_generator_from_config
     from ..stages import pairs_stage, search_stage, search_summary
 
@@ -93,6 +94,7 @@ def pairs_command(
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
 
+    check_output_path(out, kind="dir")
     out.mkdir(parents=True, exist_ok=True)
     search_path, config_path = out / "search.jsonl", out / "search_config.json"
     settings = {
@@ -142,7 +144,8 @@ def pairs_command(
             bar.update(task, status=f"round {round_index}, {active} active")
 
         results, search = search_stage(
-            generator, selected, search_config, cfg.judge, search_path, on_chunk=on_chunk, on_round=on_round
+            generator, selected, search_config, cfg.judge, search_path, on_chunk=on_chunk, on_round=on_round,
+            model=model_identity(cfg.model.name),
         )
         searcher.append(search)
     wall = time.perf_counter() - start
@@ -164,6 +167,7 @@ def pairs_command(
         "tokens_per_pair": search.usage.total_tokens / c.pairs if c.pairs else None,
         "pairs_per_minute": 60 * c.pairs / wall if wall > 0 and c.problems else None,
         "wall_time_s": wall,
+        "resumed": search.resumed,
     }
     atomic_write_json(out / "summary.json", summary)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UserError
+from ..io import check_output_path
 
 
 def report_command(
@@ -18,13 +19,16 @@ def report_command(
 
     from ..report import build_report, print_report
 
+    if output is not None:
+        check_output_path(output, kind="dir")
     for d in run_dirs:
         if not (d / "manifest.json").exists():
             raise UserError(f"{d} is not a run directory (no manifest.json)")
     path = build_report(*run_dirs, out_dir=output)
     console = Console()
     print_report(console, path)
-    console.print(f"written: {path} and {path.with_suffix('.png')}")
+    png = path.with_suffix(".png")
+    console.print(f"written: {path}" + (f" and {png}" if png.exists() else " (no results yet, so no plot)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from ..errors import UserError
-from ..io import JsonlErrors, iter_jsonl, write_jsonl
+from ..io import JsonlErrors, check_output_path, iter_jsonl, write_jsonl
 
 
 def read_score_inputs(path: Path, errors: JsonlErrors) -> list[tuple[dict[str, Any], str, str]]:
@@ -67,6 +67,7 @@ def score_command(
     output = output or input.with_name(input.name.removesuffix(".jsonl") + ".scored.jsonl")
     if output.resolve() == input.resolve():
         raise UserError("--output must differ from --input")
+    check_output_path(output)
     console = Console(stderr=True)
     errors = JsonlErrors()
     items = read_score_inputs(input, errors)

@@ -60,9 +60,17 @@ CORRUPTIONS: tuple[str, ...] = (
     "wrong_result",
     "wrong_operand",
     "dropped_quantity",
-    "premature_answer",
-    "copied_previous",
+    "wrong_operation",
+    "wrong_unit_rate",
+    "wrong_final_answer",
 )
+"""The default kinds: each a real error a judge must find by checking the step, none decidable by a
+surface feature (both candidates end the solution or neither does)."""
+SURFACE_CORRUPTIONS: tuple[str, ...] = ("premature_answer", "copied_previous")
+"""Kinds available on request but off by default: a premature answer is the only candidate with
+``\\boxed{}`` and a copied step repeats the previous one verbatim, so a judge can learn the surface cue
+instead of the error (the README's default run learnt "prefer the step with a box" from them)."""
+ALL_CORRUPTIONS: tuple[str, ...] = CORRUPTIONS + SURFACE_CORRUPTIONS
 IFT_SOURCES: tuple[str, ...] = ("gsm8k", "math")
 EFT_SOURCES: tuple[str, ...] = ("gsm8k",)
 DEFAULT_EXCLUDE: tuple[str, ...] = ("gsm8k", "math500", "olympiadbench", "gaokao2023en", "aime24", "amc23")
@@ -88,7 +96,11 @@ class SeedConfig:
     eft_sources: list[str] = option(
         ["gsm8k"], help="Training pools for EFT (GSM8K: arithmetic is checkable)."
     )
-    corruptions: list[str] = option(list(CORRUPTIONS), help="Corruption kinds used for EFT pairs.")
+    corruptions: list[str] = option(
+        list(CORRUPTIONS),
+        help="Corruption kinds of EFT pairs, balanced; premature_answer and copied_previous are available "
+        "but decidable by a surface cue (see the shortcut audit).",
+    )
     max_pairs_per_problem: int = option(
         2, minimum=1, help="EFT pairs taken from one problem (more problems, more variety)."
     )
@@ -116,7 +128,7 @@ class SeedConfig:
         for name, values, allowed in (
             ("ift_sources", self.ift_sources, IFT_SOURCES),
             ("eft_sources", self.eft_sources, EFT_SOURCES),
-            ("corruptions", self.corruptions, CORRUPTIONS),
+            ("corruptions", self.corruptions, ALL_CORRUPTIONS),
         ):
             bad = [v for v in values if v not in allowed]
             if bad:
@@ -147,6 +159,9 @@ class SeedSummary:
     skipped_solutions: dict[str, int] = field(default_factory=dict)
     shortfall: dict[str, int] = field(default_factory=dict)
     heldout_problem_ids: list[str] = field(default_factory=list)
+    shortcut_audit: dict[str, Any] = field(default_factory=dict)
+    """Accuracy of trivial rules on the held-out pairs (:func:`shortcut_audit`)."""
+    shortcut_audit_train: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
 
@@ -415,6 +430,14 @@ def _nice(value: Fraction) -> bool:
     return (value * 100).denominator == 1
 
 
+def _plausible(new_value: Fraction, value: Fraction) -> bool:
+    """A wrong result that does not give itself away: a short decimal, not negative where the right one
+    is not, and whole where the right one is whole (750 / 4 = 187.5 jelly beans would be a cue)."""
+    if not _nice(new_value) or new_value < 0 <= value:
+        return False
+    return new_value.denominator == 1 or value.denominator != 1
+
+
 def _edit(text: str, edits: list[tuple[int, int, str]]) -> str:
     """Apply non-overlapping ``(start, end, replacement)`` edits."""
     for start, end, new in sorted(edits, reverse=True):
@@ -422,48 +445,158 @@ def _edit(text: str, edits: list[tuple[int, int, str]]) -> str:
     return text
 
 
-def corrupt_wrong_operand(
-    step: ReferenceStep, calc: Calculation, rng: random.Random
+def _edit_operand(
+    step: ReferenceStep, calc: Calculation, tree: ast.expr, index: int, wrong: Fraction
 ) -> tuple[str, dict] | None:
-    """Change one written number of the calculation and show the recomputed result, edited in place so
-    spacing, ``$`` and wording stay as the reference wrote them."""
+    """Set the ``index``-th written number of the calculation to ``wrong`` and show the recomputed
+    result, edited in place so spacing, ``$`` and wording stay as the reference wrote them; None when the
+    result would not change, would be an odd fraction, or would turn negative."""
+    assert calc.operand_spans is not None
+    start, end = calc.operand_spans[index]
+    written = step.text[start:end]
+    like = step.text[calc.result_start : calc.result_end]
+    new_tree = _with_operand(tree, index, wrong)
+    try:
+        new_value = evaluate_arithmetic(new_tree)
+    except NotArithmetic:
+        return None
+    if new_value == calc.value or not _plausible(new_value, calc.value):
+        return None
+    new_operand = format_number(wrong, like=written)
+    shown = format_number(new_value, like=like)
+    text = _edit(step.text, [(start, end, new_operand), (calc.result_start, calc.result_end, shown)])
+    detail = {
+        "expression": calc.expression,
+        "correct": format_number(calc.value),
+        "changed_operand": written,
+        "to": new_operand,
+        "new_expression": _unparse(new_tree),
+        "shown": shown,
+    }
+    return text, detail
+
+
+def _written_operands(step: ReferenceStep, calc: Calculation) -> tuple[ast.expr, list[tuple[int, Fraction]]] | None:
+    """The calculation's tree and (index, value) of each written number that matches the note."""
     if calc.operand_spans is None:
         return None
     tree = parse_arithmetic(calc.expression)
     operands = _operand_nodes(tree)
-    if len(operands) < 2:
+    out = []
+    for index, (start, end) in enumerate(calc.operand_spans):
+        old = parse_number(step.text[start:end])
+        if old is not None and old == Fraction(str(operands[index].value)):
+            out.append((index, old))
+    return tree, out
+
+
+def corrupt_wrong_operand(
+    step: ReferenceStep, calc: Calculation, rng: random.Random
+) -> tuple[str, dict] | None:
+    """Change one written number of the calculation to a plausible wrong one and show the recomputed
+    result (a quantity misread from the problem or an earlier step)."""
+    found = _written_operands(step, calc)
+    if found is None or len(found[1]) < 2:
         return None
-    like = step.text[calc.result_start : calc.result_end]
-    order = list(range(len(operands)))
-    rng.shuffle(order)
-    for index in order:
-        start, end = calc.operand_spans[index]
-        written = step.text[start:end]
-        old = parse_number(written)
-        if old is None or old != Fraction(str(operands[index].value)):
-            continue
+    tree, operands = found
+    rng.shuffle(operands)
+    for index, old in operands:
         for wrong in wrong_values(old, rng):
             if wrong <= 0 < old:
                 continue
-            new_tree = _with_operand(tree, index, wrong)
-            try:
-                new_value = evaluate_arithmetic(new_tree)
-            except NotArithmetic:
-                continue
-            if new_value == calc.value or not _nice(new_value) or new_value < 0 <= calc.value:
-                continue
-            new_operand = format_number(wrong, like=written)
-            shown = format_number(new_value, like=like)
-            text = _edit(step.text, [(start, end, new_operand), (calc.result_start, calc.result_end, shown)])
-            detail = {
-                "expression": calc.expression,
-                "correct": format_number(calc.value),
-                "changed_operand": written,
-                "to": new_operand,
-                "new_expression": _unparse(new_tree),
-                "shown": shown,
-            }
-            return text, detail
+            made = _edit_operand(step, calc, tree, index, wrong)
+            if made is not None:
+                return made
+    return None
+
+
+UNIT_FACTORS: dict[int, tuple[str, tuple[int, ...]]] = {
+    60: (r"minute|hour|second", (100, 30)),
+    24: (r"hour|day", (12, 60)),
+    7: (r"day|week", (5, 10)),
+    12: (r"month|year|dozen|inch|foot|feet", (10, 6)),
+    52: (r"week|year", (12, 48)),
+    365: (r"day|year", (360, 52)),
+    100: (r"percent|%|cent", (10, 1000)),
+    1000: (r"meter|metre|gram|liter|litre|kilo|ml\b", (100, 10)),
+    30: (r"day|month", (7, 31)),
+    16: (r"ounce|pound", (12, 10)),
+    3: (r"feet|foot|yard", (12, 36)),
+}
+"""Conversion factors (value -> (unit words that must occur in the question or step, wrong factors a
+solver confuses it with)): 60 minutes taken as 100, a week of 5 days, a dozen of 10 ..."""
+
+
+def corrupt_wrong_unit_rate(
+    step: ReferenceStep, calc: Calculation, rng: random.Random, question: str = ""
+) -> tuple[str, dict] | None:
+    """Replace a unit conversion factor (60 minutes an hour, 7 days a week, 100 percent ...) by one a
+    solver confuses it with, and show the recomputed result: a wrong unit or rate."""
+    found = _written_operands(step, calc)
+    if found is None or len(found[1]) < 2:
+        return None
+    tree, operands = found
+    context = f"{question} {step.text}".lower()
+    rng.shuffle(operands)
+    for index, old in operands:
+        entry = UNIT_FACTORS.get(int(old)) if old.denominator == 1 else None
+        if entry is None or not re.search(entry[0], context):
+            continue
+        for wrong in rng.sample(entry[1], len(entry[1])):
+            made = _edit_operand(step, calc, tree, index, Fraction(wrong))
+            if made is not None:
+                text, detail = made
+                detail["unit"] = re.search(entry[0], context).group()  # type: ignore[union-attr]
+                return text, detail
+    return None
+
+
+_OPS: dict[type, tuple[str, str, str]] = {
+    ast.Add: ("+", "adds", "add"), ast.Sub: ("-", "subtracts", "subtract"),
+    ast.Mult: ("*", "multiplies", "multiply"), ast.Div: ("/", "divides", "divide"),
+}
+_SWAPS: dict[type, tuple[type, ...]] = {ast.Add: (ast.Sub, ast.Mult), ast.Sub: (ast.Add,),
+                                        ast.Mult: (ast.Add, ast.Div), ast.Div: (ast.Mult, ast.Sub)}
+_WRITTEN_OP = re.compile(r"[\s$]*([-+*/x\u00d7\u00f7])[\s$]*")
+
+
+def corrupt_wrong_operation(
+    step: ReferenceStep, calc: Calculation, rng: random.Random
+) -> tuple[str, dict] | None:
+    """Swap the operation of a two-number calculation (``a + b`` -> ``a - b``, ``a * b`` -> ``a / b`` ...)
+    and show the recomputed result: the written operator and the result change, nothing else."""
+    if calc.operand_spans is None or len(calc.operand_spans) != 2:
+        return None
+    tree = parse_arithmetic(calc.expression)
+    if not (isinstance(tree, ast.BinOp) and isinstance(tree.left, ast.Constant) and isinstance(tree.right, ast.Constant)):
+        return None
+    (_, left_end), (right_start, _) = calc.operand_spans
+    m = _WRITTEN_OP.fullmatch(step.text, left_end, right_start)
+    if m is None:
+        return None
+    like = step.text[calc.result_start : calc.result_end]
+    for op in rng.sample(_SWAPS[type(tree.op)], len(_SWAPS[type(tree.op)])):
+        new_tree = ast.BinOp(left=copy.deepcopy(tree.left), op=op(), right=copy.deepcopy(tree.right))
+        try:
+            new_value = evaluate_arithmetic(new_tree)
+        except NotArithmetic:
+            continue
+        if new_value == calc.value or not _plausible(new_value, calc.value):
+            continue
+        symbol = _OPS[op][0]
+        if op is ast.Mult and m.group(1) in "x\u00d7":
+            symbol = m.group(1)  # keep the reference's multiplication sign
+        shown = format_number(new_value, like=like)
+        text = _edit(step.text, [(m.start(1), m.end(1), symbol), (calc.result_start, calc.result_end, shown)])
+        detail = {
+            "expression": calc.expression,
+            "correct": format_number(calc.value),
+            "operation": _OPS[type(tree.op)][2],
+            "new_operation": _OPS[op][1],
+            "new_expression": _unparse(new_tree),
+            "shown": shown,
+        }
+        return text, detail
     return None
 
 
@@ -536,13 +669,6 @@ def _flatten_chain(tree: ast.expr) -> tuple[list[ast.expr], list[ast.operator]]:
     return terms, ops
 
 
-def _with_operand(tree: ast.expr, index: int, value: Fraction) -> ast.expr:
-    """A copy of ``tree`` with its ``index``-th operand (in :func:`_operand_nodes` order) set to ``value``."""
-    new = copy.deepcopy(tree)
-    _operand_nodes(new)[index].value = int(value) if value.denominator == 1 else float(value)
-    return new
-
-
 def _unparse(tree: ast.expr) -> str:
     return ast.unparse(ast.fix_missing_locations(tree))
 
@@ -555,11 +681,21 @@ def final_answer_step(answer: str) -> str:
     return f"The answer is \\boxed{{{answer}}}."
 
 
+def length_class(good: str, bad: str) -> int:
+    """-1 when the corrupted step is the shorter (in characters), 1 the longer, 0 the same length."""
+    return (len(bad) > len(good)) - (len(bad) < len(good))
+
+
+VARIANT_TRIES = 6
+"""Differently seeded attempts per arithmetic corruption of a step, so the builder can pick a variant
+whose length balances the others (wrong values off by 1 keep the length, x10 lengthens, /2 may shorten)."""
+
+
 def gsm8k_eft_candidates(
     problem: Problem, kinds: Sequence[str], rng: random.Random
 ) -> dict[str, list[EFTCandidate]]:
-    """Every corruption available for ``problem``'s reference solution, grouped by kind (one candidate
-    per kind per step at most, chosen with ``rng``)."""
+    """Every corruption available for ``problem``'s reference solution, grouped by kind: per step and
+    kind at most one variant of each :func:`length_class` (chosen with ``rng``)."""
     parsed = gsm8k_reference_steps(problem.solution or "")
     if parsed is None:
         return {}
@@ -569,26 +705,34 @@ def gsm8k_eft_candidates(
     out: dict[str, list[EFTCandidate]] = {k: [] for k in kinds}
 
     def add(kind: str, index: int, bad: str, detail: dict[str, Any]) -> None:
-        if bad.strip() and bad.strip() != bodies[index].strip():
-            out[kind].append(
-                EFTCandidate(
-                    problem.id, problem.question, bodies[:index], bodies[index], bad, kind, index, detail
-                )
-            )
+        if not bad.strip() or bad.strip() == bodies[index].strip():
+            return
+        cls = length_class(bodies[index], bad)
+        if any(c.step_index == index and length_class(c.good, c.bad) == cls for c in out[kind]):
+            return
+        out[kind].append(
+            EFTCandidate(problem.id, problem.question, bodies[:index], bodies[index], bad, kind, index, detail)
+        )
 
+    arithmetic = (
+        ("wrong_result", corrupt_wrong_result),
+        ("wrong_operand", corrupt_wrong_operand),
+        ("dropped_quantity", corrupt_dropped_quantity),
+        ("wrong_operation", corrupt_wrong_operation),
+        ("wrong_unit_rate", lambda st, ca, r: corrupt_wrong_unit_rate(st, ca, r, problem.question)),
+    )
     for index, step in enumerate(steps):
         calcs = step.calculations
         if calcs:
             calc = rng.choice(calcs)
-            for kind, fn in (
-                ("wrong_result", corrupt_wrong_result),
-                ("wrong_operand", corrupt_wrong_operand),
-                ("dropped_quantity", corrupt_dropped_quantity),
-            ):
-                if kind in out:
-                    made = fn(step, calc, rng)
-                    if made is not None:
-                        add(kind, index, made[0], made[1])
+            for kind, fn in arithmetic:
+                if kind not in out:
+                    continue
+                for _ in range(VARIANT_TRIES):
+                    made = fn(step, calc, random.Random(rng.random()))
+                    if made is None:
+                        break
+                    add(kind, index, made[0], made[1])
             last = calcs[-1].value
             if "premature_answer" in out and gold is not None and last != gold:
                 claimed = format_number(last)
@@ -596,6 +740,12 @@ def gsm8k_eft_candidates(
                 add("premature_answer", index, bad, {"claimed": claimed, "gold": answer})
         if "copied_previous" in out and index >= 1:
             add("copied_previous", index, bodies[index - 1], {"copied_step": index})
+    if "wrong_final_answer" in out and gold is not None:
+        # The final step against a final step with a wrong answer: both candidates end the solution.
+        index = len(steps)
+        for wrong in wrong_values(gold, rng)[:VARIANT_TRIES]:
+            shown = format_number(wrong, like=answer)
+            add("wrong_final_answer", index, final_answer_step(shown), {"correct": answer, "shown": shown})
     return {k: v for k, v in out.items() if v}
 
 
@@ -611,6 +761,18 @@ EXPLANATIONS: dict[str, str] = {
     "dropped_quantity": (
         "Step {bad} leaves {dropped} out of the calculation, so it gets {shown} instead of {correct}. "
         "Step {good} accounts for every quantity."
+    ),
+    "wrong_operation": (
+        "Step {bad} {new_operation} where the calculation needs to {operation}: it computes "
+        "{new_expression} = {shown} instead of {expression} = {correct}. Step {good} uses the right operation."
+    ),
+    "wrong_unit_rate": (
+        "Step {bad} converts with {to} where the {unit} rate is {changed_operand}, so it gets {shown} instead "
+        "of {correct}. Step {good} uses the right unit rate."
+    ),
+    "wrong_final_answer": (
+        "Step {bad} gives {shown} as the final answer, but the steps above give {correct}. "
+        "Step {good} states the answer the solution reached."
     ),
     "premature_answer": (
         "Step {bad} stops early and gives {claimed} as the final answer, but the problem is not solved yet. "
@@ -658,6 +820,45 @@ def eft_to_sft(records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
         }
         for r in records
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Shortcut audit: can a surface rule decide the verdict?
+
+
+def _rule_score(preference: int, verdict: int) -> float:
+    """1 if the rule's preference (0 = A, 1 = B, -1 = none) is the verdict, 1/2 with no preference (a
+    coin toss's expectation), else 0."""
+    return 0.5 if preference == -1 else float(preference == verdict)
+
+
+def _prefer(flag_a: bool, flag_b: bool) -> int:
+    return -1 if flag_a == flag_b else (0 if flag_a else 1)
+
+
+def shortcut_audit(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy on EFT ``records`` of rules that read no arithmetic: ``prefer_a`` (always A),
+    ``prefer_shorter`` (fewer characters), ``prefer_boxed`` (the step with ``\\boxed{}``); each should sit
+    near 1/2. ``prefer_more_likely`` (the step the model finds more likely) needs a model: it is the
+    ``likelihood`` mode of the held-out judge evaluation, reported per model. Also how often the correct
+    and the corrupted step end the solution (state a boxed answer): equal counts mean the box is no cue."""
+    from ..steps import has_final_answer
+
+    rules: dict[str, list[float]] = {"prefer_a": [], "prefer_shorter": [], "prefer_boxed": []}
+    ends = {"correct": 0, "corrupted": 0}
+    for r in records:
+        a, b, verdict = r["step_a"], r["step_b"], int(r["verdict"])
+        good, bad = (a, b) if verdict == 0 else (b, a)
+        ends["correct"] += has_final_answer(good)
+        ends["corrupted"] += has_final_answer(bad)
+        rules["prefer_a"].append(_rule_score(0, verdict))
+        rules["prefer_shorter"].append(_rule_score(_prefer(len(a) < len(b), len(b) < len(a)), verdict))
+        rules["prefer_boxed"].append(_rule_score(_prefer("\\boxed" in a, "\\boxed" in b), verdict))
+    n = len(records)
+    out: dict[str, Any] = {k: {"accuracy": sum(v) / n if n else None, "total": n} for k, v in rules.items()}
+    out["prefer_more_likely"] = {"accuracy": None, "total": n, "see": "judge_eval likelihood mode, per model"}
+    out["ends_solution"] = ends
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -740,6 +941,7 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
 
     def draw_pairs(n_pairs: int, label: str) -> list[EFTCandidate]:
         chosen: list[EFTCandidate] = []
+        length_balance = [0]
         sources = [s for s in config.eft_sources if s in queues]
         turn = 0
         while len(chosen) < n_pairs and sources:
@@ -761,7 +963,13 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
                 # Balance the kinds: the least used kind available here, ties broken by the rng.
                 kinds = sorted(options, key=lambda k: (kind_counts[k], problem_rng.random()))
                 kind = kinds[0]
-                pick = options[kind].pop(problem_rng.randrange(len(options[kind])))
+                # Balance the lengths: while more corrupted steps are longer than shorter, prefer a
+                # shorter one (and the reverse), so "prefer the shorter step" stays at chance.
+                want = -((length_balance[0] > 0) - (length_balance[0] < 0))
+                ranked = sorted(range(len(options[kind])), key=lambda i: (
+                    abs(length_class(options[kind][i].good, options[kind][i].bad) - want), problem_rng.random()))
+                pick = options[kind].pop(ranked[0])
+                length_balance[0] += length_class(pick.good, pick.bad)
                 # One pair per step: a second pair from the same problem judges a different step.
                 for k in list(options):
                     options[k] = [c for c in options[k] if c.step_index != pick.step_index]
@@ -777,7 +985,18 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
     train_pairs = draw_pairs(config.eft_train_pairs, "eft_train")
 
     rng.shuffle(heldout_pairs)
-    eft_heldout = [eft_record(c, i % 2) for i, c in enumerate(heldout_pairs)]
+    # Verdicts alternate within each kind, and a kind with an odd count starts where the previous odd one
+    # ended: A and B balanced for every corruption (within one) and overall (exactly, for an even size).
+    offset: dict[str, int] = {}
+    odd = 0
+    for kind, count in sorted(heldout_kinds.items()):
+        offset[kind] = odd % 2
+        odd += count % 2
+    seen_kind: Counter[str] = Counter()
+    eft_heldout = []
+    for c in heldout_pairs:
+        eft_heldout.append(eft_record(c, (seen_kind[c.corruption] + offset[c.corruption]) % 2))
+        seen_kind[c.corruption] += 1
     eft_train = []
     for c in train_pairs:
         first = rng.randrange(2)
@@ -816,6 +1035,8 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
     summary.problems_used = dict(sorted(used.items()))
     summary.skipped_solutions = dict(sorted(skipped.items()))
     summary.heldout_problem_ids = sorted({c.problem_id for c in heldout_pairs})
+    summary.shortcut_audit = shortcut_audit(eft_heldout)
+    summary.shortcut_audit_train = shortcut_audit(eft_train)
     short = {
         "ift": config.ift_examples - len(ift),
         "eft_train_pairs": config.eft_train_pairs - len(train_pairs),
@@ -827,25 +1048,32 @@ def build_seed_records(pools: dict[str, list[Problem]], config: SeedConfig) -> S
     return SeedData(ift, eft_train, eft_heldout, summary)
 
 
-def load_seed_pools(config: SeedConfig, data_dir: str | Path | None) -> dict[str, list[Problem]]:
-    """Training pools per source, with every configured evaluation set excluded by question text."""
-    exclude = [
+def load_seed_pools(
+    config: SeedConfig, data_dir: str | Path | None, exclude: Sequence[Problem] = ()
+) -> dict[str, list[Problem]]:
+    """Training pools per source, with every configured evaluation set and ``exclude`` (the run's own
+    evaluation problems) excluded by question text."""
+    exclude = list(exclude) + [
         p for name in config.exclude_benchmarks for p in load_benchmark(name, split="test", data_dir=data_dir)
     ]
     sources = list(dict.fromkeys([*config.eft_sources, *config.ift_sources]))
     return {source: training_problems([source], data_dir, exclude=exclude) for source in sources}
 
 
-def build_seed_data(config: SeedConfig, data_dir: str | Path | None, out_dir: str | Path) -> SeedSummary:
+def build_seed_data(
+    config: SeedConfig, data_dir: str | Path | None, out_dir: str | Path, exclude: Sequence[Problem] = ()
+) -> SeedSummary:
     """Build the seed data and write ``ift.jsonl``, ``eft_train.jsonl``, ``eft_heldout.jsonl`` and
-    ``summary.json`` in ``out_dir`` (each atomically). Deterministic given ``config``.
+    ``summary.json`` in ``out_dir`` (each atomically). Deterministic given ``config`` and ``exclude``.
+    ``exclude``: problems that must not enter the seed data besides ``config.exclude_benchmarks`` (the
+    loop passes the run's evaluation problems, whatever benchmarks they come from).
 
     Raises ConfigError for a bad config and UserError when a pool or evaluation set cannot be loaded.
     """
     from ..io import atomic_write_json
 
     config.validate()
-    data = build_seed_records(load_seed_pools(config, data_dir), config)
+    data = build_seed_records(load_seed_pools(config, data_dir, exclude), config)
     out = Path(out_dir)
     files = {
         "ift": out / "ift.jsonl",

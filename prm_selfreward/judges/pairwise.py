@@ -25,6 +25,10 @@ gives 1 or 0). Verdict: 0 if the average is above 0.5, 1 if below, -1 if exactly
 orders cancel, counted in ``stats.ties``) or if no order gave an answer (a failure, counted in
 ``stats.failures``). ``extra["consistent"]`` is True when both orders prefer the same step, False
 when they disagree, None when fewer than two orders answered (or the mode has no positions).
+Prompt budgets: every judge prompt is fitted to the judge model's context before a call
+(:meth:`PairwiseStepJudge.fitted_prompt`): the earliest previous steps give way, behind an elision
+marker, to keep the question, both candidates and the verdict's room; a prompt that cannot fit even so
+is not sent and its order has no answer. Both are counted in :class:`JudgeStats`.
 Every verdict carries ``extra["p_a"]``: ``P(step_a better)`` (None on failure; in ``generate`` mode
 the share of answered orders that chose step_a). ``probability`` is the probability of the verdict
 given (``logprob`` and ``likelihood`` modes; None in ``generate`` mode).
@@ -40,6 +44,7 @@ from typing import Any
 
 from ..config import option
 from ..models.base import GenerationParams, Generator
+from ..models.budget import PromptBudget
 from ..prompts import solve_prompt
 from ..steps import next_step_prefix, step_body
 from .base import PairVerdict, StepComparison
@@ -99,6 +104,14 @@ class JudgeStats:
 
     both_orders: int = 0
     """Comparisons answered in both orders (the base of ``consistency``)."""
+    elided_prompts: int = 0
+    """Distinct judge prompts shortened to fit the model's context: their earliest previous steps left
+    out, an elision marker in their place (see :meth:`PairwiseStepJudge.fitted_prompt`)."""
+    elided_steps: int = 0
+    """Previous steps left out of those prompts, summed."""
+    skipped_too_long: int = 0
+    """Distinct judge prompts (``likelihood`` mode: scored steps) that do not fit the context even with
+    no previous step: not sent; their order has no answer (a comparison with no answered order fails)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -176,6 +189,8 @@ class PairwiseStepJudge:
         self.solve_few_shot = solve_few_shot
         self.stats = JudgeStats()
         self._rng = random.Random(seed)
+        self.budget = PromptBudget.of(self.generator)
+        """The judge model's context (unbounded for a callable): prompts are fitted to it before a call."""
 
     @classmethod
     def from_config(
@@ -197,6 +212,41 @@ class PairwiseStepJudge:
             comparison.question, comparison.previous_steps, comparison.step_a, comparison.step_b
         )
         return self.generator.format_prompt(message) if self.generator is not None else message
+
+    def fitted_prompt(self, comparison: StepComparison) -> tuple[str | None, int]:
+        """(the judge prompt that fits the model's context, previous steps left out of it).
+
+        The question, both candidates and the instruction always stay; when the whole prompt leaves
+        less room than the verdict needs (``max_new_tokens`` in ``generate`` mode, one token after
+        ``"[["`` in ``logprob`` mode), the earliest previous steps are left out, as few as fit, and
+        an elision marker stands in their place: the latest steps matter most for the next one.
+        ``(None, 0)`` when even no previous step fits."""
+        full = self.judge_prompt(comparison)
+        if not self.budget.bounded:
+            return full, 0
+        suffix = VERDICT_OPENING if self.mode == "logprob" else ""
+        reserve = self.max_new_tokens if self.mode == "generate" else 1
+        previous = list(comparison.previous_steps)
+
+        def keeping(k: int) -> str:  # the prompt with only the last k previous steps
+            kept = previous[len(previous) - k :] if k else []
+            message = pairwise_step_message(
+                comparison.question, kept, comparison.step_a, comparison.step_b, omitted=len(previous) - k
+            )
+            return self.generator.format_prompt(message) if self.generator is not None else message
+
+        if self.budget.fits(full + suffix, reserve):
+            return full, 0
+        if not previous or not self.budget.fits(keeping(0) + suffix, reserve):
+            return None, 0
+        low, high = 0, len(previous) - 1  # the most steps that fit: fitting is monotone in k
+        while low < high:
+            mid = (low + high + 1) // 2
+            if self.budget.fits(keeping(mid) + suffix, reserve):
+                low = mid
+            else:
+                high = mid - 1
+        return keeping(low), len(previous) - low
 
     def solving_prefix(self, comparison: StepComparison) -> str:
         """``likelihood`` mode: the solving prompt, the previous steps and the next ``Step l:`` marker.
@@ -227,15 +277,27 @@ class PairwiseStepJudge:
         # Identical judge prompts are judged once: a caller that already sends both orders of a pair
         # (the step search does) costs no more with debias on, and the verdict is deterministic anyway.
         prompts = [self.judge_prompt(v) for v in views]
-        unique = list(dict.fromkeys(prompts))
+        # Each distinct prompt is fitted to the context once (fitting can only shorten it).
+        fitted: dict[str, str | None] = {}
+        for prompt, view in zip(prompts, views, strict=True):
+            if prompt not in fitted:
+                fitted[prompt], omitted = self.fitted_prompt(view) if self.budget.bounded else (prompt, 0)
+                if fitted[prompt] is None:
+                    self.stats.skipped_too_long += 1
+                elif omitted:
+                    self.stats.elided_prompts += 1
+                    self.stats.elided_steps += omitted
+        unique = list(dict.fromkeys(f for f in fitted.values() if f is not None))
         at = {p: i for i, p in enumerate(unique)}
         self.stats.judgments += len(unique)
-        if self.mode == "logprob":
+        if not unique:
+            p_unique, raw_unique = [], []
+        elif self.mode == "logprob":
             p_unique, raw_unique = self._logprob_first(unique), [None] * len(unique)
         else:
             p_unique, raw_unique = self._generate_first(unique)
-        p_first = [p_unique[at[p]] for p in prompts]
-        raws = [raw_unique[at[p]] for p in prompts]
+        p_first = [None if fitted[p] is None else p_unique[at[fitted[p]]] for p in prompts]
+        raws = [None if fitted[p] is None else raw_unique[at[fitted[p]]] for p in prompts]
         n = len(comparisons)
         out = []
         for k in range(n):
@@ -332,12 +394,17 @@ class PairwiseStepJudge:
         assert self.generator is not None
         # Each distinct (prefix, step) is scored once, however many comparisons it appears in.
         keys: list[tuple[str, str] | None] = []
+        too_long: set[tuple[str, str]] = set()
         for c in comparisons:
             prefix = self.solving_prefix(c)
             for step in (c.step_a, c.step_b):
                 body = step_body(step)
-                keys.append((prefix, " " + body) if body else None)  # an empty step loses (mean -inf)
-        unique = list(dict.fromkeys(k for k in keys if k is not None))
+                key = (prefix, " " + body) if body else None  # an empty step loses (mean -inf)
+                if key is not None and key not in too_long and not self.budget.fits(prefix + key[1], 0):
+                    too_long.add(key)
+                keys.append(key)
+        self.stats.skipped_too_long += len(too_long)
+        unique = list(dict.fromkeys(k for k in keys if k is not None and k not in too_long))
         self.stats.judgments += len(unique)
         mean_of: dict[tuple[str, str], float] = {}
         for chunk in self._chunks(unique):
@@ -346,12 +413,16 @@ class PairwiseStepJudge:
             for key, lps in zip(chunk, scores, strict=True):
                 mean_of[key] = sum(lps) / len(lps) if lps else -math.inf
         means = [
-            [mean_of[k] if k is not None else -math.inf for k in keys[2 * i : 2 * i + 2]]
+            [mean_of[k] if k is not None and k not in too_long else -math.inf for k in keys[2 * i : 2 * i + 2]]
             for i in range(len(comparisons))
         ]
         out = []
-        for mean_a, mean_b in means:
+        for i, (mean_a, mean_b) in enumerate(means):
             extra: dict[str, Any] = {"mean_logprob": [mean_a, mean_b], "consistent": None}
+            if any(k in too_long for k in keys[2 * i : 2 * i + 2] if k is not None):
+                self.stats.failures += 1  # a step that cannot be scored in the context: no verdict
+                out.append(PairVerdict(-1, None, None, {**extra, "p_a": None, "too_long": True}))
+                continue
             if mean_a == mean_b:  # equal, or both empty
                 self.stats.ties += 1
                 extra.update(p_a=0.5, tie=True)

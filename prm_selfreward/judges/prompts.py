@@ -37,24 +37,34 @@ PAIRWISE_STEP_INSTRUCTION = (
 )
 
 
-def _previous_block(previous_steps: Sequence[str]) -> str:
+def elision_marker(omitted: int) -> str:
+    """The line that stands for the ``omitted`` earliest previous steps of a shortened judge prompt."""
+    return f"(Steps 1-{omitted} omitted for length)" if omitted > 1 else "(Step 1 omitted for length)"
+
+
+def _previous_block(previous_steps: Sequence[str], omitted: int = 0) -> str:
     bodies = [b for b in (step_body(s) for s in previous_steps) if b]
-    if not bodies:
+    if not bodies and not omitted:
         return "(none yet: the candidates are the first step)"
-    return "\n".join(step_marker(i) + b for i, b in enumerate(bodies, start=1))
+    lines = [elision_marker(omitted)] if omitted else []
+    return "\n".join(lines + [step_marker(i) + b for i, b in enumerate(bodies, start=omitted + 1)])
 
 
-def pairwise_step_message(question: str, previous_steps: Sequence[str], step_a: str, step_b: str) -> str:
+def pairwise_step_message(
+    question: str, previous_steps: Sequence[str], step_a: str, step_b: str, omitted: int = 0
+) -> str:
     """The judge's user message for one ordered comparison (pass it through ``format_prompt``).
 
     Previous steps are shown in canonical ``Step n:`` form; both candidates are shown as the next
     step's body without any marker of their own (a marker that differs between the two would be a
-    cue unrelated to quality).
+    cue unrelated to quality). ``omitted``: the solution's first steps left out to fit the model's
+    context (``previous_steps`` are then the steps after them, numbered on from ``omitted + 1``), shown
+    as one :func:`elision_marker` line.
     """
     return (
         f"{PAIRWISE_STEP_INSTRUCTION}\n\n"
         f"[Question]\n{question.strip()}\n\n"
-        f"[Previous Steps]\n{_previous_block(previous_steps)}\n\n"
+        f"[Previous Steps]\n{_previous_block(previous_steps, omitted)}\n\n"
         f"[The Start of Step A]\n{step_body(step_a)}\n[The End of Step A]\n\n"
         f"[The Start of Step B]\n{step_body(step_b)}\n[The End of Step B]\n"
     )
@@ -96,6 +106,7 @@ __all__ = [
     "PAIRWISE_STEP_INSTRUCTION",
     "VERDICT_LABELS",
     "VERDICT_OPENING",
+    "elision_marker",
     "pairwise_step_message",
     "pairwise_step_target",
     "parse_verdict",

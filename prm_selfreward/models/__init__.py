@@ -4,6 +4,7 @@ Importing this package is cheap: torch, transformers and vLLM are imported when 
 """
 
 from .base import Completion, GenerationParams, Generator, TokenUsage, truncate_at_stop
+from .budget import PromptBudget
 from .config import ModelConfig, load_generator, load_generator_from_config
 from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME, cache_dir, embedded_model_dir, is_converted
 from .hf import HFGenerator
@@ -18,6 +19,7 @@ __all__ = [
     "GenerationParams",
     "Generator",
     "HFGenerator",
+    "PromptBudget",
     "ScriptedGenerator",
     "TokenUsage",
     "VLLMConfig",

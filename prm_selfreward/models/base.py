@@ -10,6 +10,7 @@ in :class:`TokenUsage` so benchmarks can read it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -49,17 +50,20 @@ class TokenUsage:
     generated_tokens: int = 0
     scored_tokens: int = 0
     """Continuation tokens scored by ``score``."""
+    skipped_prompts: int = 0
+    """Prompts that left no room in the model's context: not sent, answered with an empty
+    ``"length"`` completion (see :mod:`.budget`)."""
 
     def snapshot(self) -> TokenUsage:
-        return TokenUsage(self.calls, self.prompt_tokens, self.generated_tokens, self.scored_tokens)
+        return TokenUsage(**dataclasses.asdict(self))
 
     def __sub__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            self.calls - other.calls,
-            self.prompt_tokens - other.prompt_tokens,
-            self.generated_tokens - other.generated_tokens,
-            self.scored_tokens - other.scored_tokens,
-        )
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return TokenUsage(**{k: v - theirs[k] for k, v in mine.items()})
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return TokenUsage(**{k: v + theirs[k] for k, v in mine.items()})
 
     @property
     def total_tokens(self) -> int:

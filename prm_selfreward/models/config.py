@@ -63,10 +63,14 @@ def load_generator(spec: str | os.PathLike[str], backend: str = "hf", **kwargs: 
     raise UserError(f"unknown model backend {backend!r}; choose 'hf' (transformers) or 'vllm'")
 
 
-def load_generator_from_config(config: ModelConfig, spec: str | None = None, seed: int | None = 0) -> Generator:
+def load_generator_from_config(
+    config: ModelConfig, spec: str | None = None, seed: int | None = 0, engine_overrides: dict | None = None
+) -> Generator:
     """The :class:`Generator` for ``spec`` (default ``config.name``) with every option of ``config``.
 
     The one place a config becomes a backend: the loop, every command and the benchmarks call it.
+    ``engine_overrides``: further :class:`~.vllm.VLLMConfig` fields where the caller decides them (a Ray
+    engine actor's executor, see :mod:`prm_selfreward.parallel`); vLLM only.
     """
     spec = spec if spec is not None else config.name
     if config.backend == "vllm":
@@ -80,6 +84,7 @@ def load_generator_from_config(config: ModelConfig, spec: str | None = None, see
             enable_prefix_caching=config.enable_prefix_caching,
             seed=0 if seed is None else seed,
             enforce_eager=config.enforce_eager,
+            **(engine_overrides or {}),
         )
         return load_generator(spec, backend="vllm", config=vllm_config)
     return load_generator(

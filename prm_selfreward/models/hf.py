@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import UserError
 from . import tokens
 from .base import Completion, GenerationParams, TokenUsage, truncate_at_stop
+from .budget import generation_room
 
 SAMPLE_MODES = ("repeat", "num_return_sequences")
 
@@ -43,7 +44,8 @@ class HFGenerator:
     (``embedded``, a local directory, a hub id; see :mod:`.loading`). ``batch_size``: rows (sequences)
     per forward pass. ``max_length``: prompt + completion tokens allowed per row (default: the model's
     ``max_position_embeddings``); a row whose prompt leaves less than ``max_new_tokens`` room gets
-    what is left and finishes with ``"length"``; a prompt that fills it entirely raises UserError.
+    what is left and finishes with ``"length"``; a prompt that fills it entirely is not sent: its
+    completions are empty, ``"length"``, counted in ``usage.skipped_prompts`` (see :mod:`.budget`).
     ``sample_mode``: how ``n > 1`` samples are batched: ``"repeat"`` (the prompt as ``n`` rows) or
     ``"num_return_sequences"`` (transformers expands each prompt itself); both compute the same thing.
     """
@@ -112,6 +114,14 @@ class HFGenerator:
         """Token ids of a prompt (BOS added unless the text already starts with it; see :mod:`.tokens`)."""
         return tokens.encode_prompt(self.tokenizer, text)
 
+    @property
+    def context_length(self) -> int | None:
+        """Prompt + completion tokens per row (``max_length``), for :class:`~.budget.PromptBudget`."""
+        return self.max_length
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode_prompt(text))
+
     def encode_continuation(self, text: str) -> list[int]:
         return tokens.encode_continuation(self.tokenizer, text)
 
@@ -132,11 +142,14 @@ class HFGenerator:
             return []
         self.usage.calls += 1
         encoded = [self.encode_prompt(p) for p in prompts]
-        budgets = [self._budget(ids, params.max_new_tokens) for ids in encoded]
+        budgets = [generation_room(self.max_length, len(ids), params.max_new_tokens) for ids in encoded]
 
         copies = 1 if params.greedy else n  # greedy samples are all equal: compute one, copy it
         results: list[list[Completion]] = [[] for _ in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        for i in (i for i, b in enumerate(budgets) if b == 0):  # no room: not sent, counted (budget.py)
+            results[i] = [Completion("", len(encoded[i]), 0, "length") for _ in range(copies)]
+            self.usage.skipped_prompts += 1
+        order = sorted((i for i, b in enumerate(budgets) if b > 0), key=lambda i: -len(encoded[i]))
         with self._rng(params), torch.inference_mode():
             for rows, per_prompt in self._plan(order, copies):
                 outs = self._generate_batch(
@@ -151,17 +164,6 @@ class HFGenerator:
         if copies != n:
             results = [[_copy(row[0]) for _ in range(n)] for row in results]
         return results
-
-    def _budget(self, ids: list[int], max_new_tokens: int) -> int:
-        if self.max_length is None:
-            return max_new_tokens
-        room = self.max_length - len(ids)
-        if room < 1:
-            raise UserError(
-                f"a prompt of {len(ids)} tokens leaves no room to generate within max_length={self.max_length}; "
-                "shorten the prompt (fewer few-shot examples) or raise max_length"
-            )
-        return min(max_new_tokens, room)
 
     def _plan(self, order: list[int], copies: int) -> Iterator[tuple[list[int], int]]:
         """Batches as (prompt indices, samples per prompt) with at most ``batch_size`` rows each."""

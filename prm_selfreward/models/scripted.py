@@ -2,7 +2,9 @@
 
 ``generate_fn(prompt, n, params) -> list[str]`` supplies raw texts (stop strings are applied here as a
 real backend would); ``score_fn(prompt, continuation) -> list[float]`` supplies token log-probs.
-Token counts are whitespace-word counts, enough for accounting tests.
+Token counts are whitespace-word counts, enough for accounting tests. With ``context_length`` the
+generator has a context, in those words, as a real backend has (see :mod:`.budget`): a prompt that
+fills it gets an empty ``"length"`` completion, without ``generate_fn`` being asked.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ class ScriptedGenerator:
         generate_fn: GenerateFn | None = None,
         score_fn: ScoreFn | None = None,
         template: str = "{message}",
+        context_length: int | None = None,
     ):
+        self.context_length = context_length
         self.generate_fn = generate_fn
         self.score_fn = score_fn
         self.template = template
         self.usage = TokenUsage()
         self.generate_calls: list[tuple[list[str], int]] = []
         self.score_calls: list[tuple[list[str], list[str]]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
 
     def format_prompt(self, message: str) -> str:
         return self.template.format(message=message)
@@ -42,6 +49,10 @@ class ScriptedGenerator:
         self.generate_calls.append((list(prompts), n))
         out: list[list[Completion]] = []
         for prompt in prompts:
+            if self.context_length is not None and self.count_tokens(prompt) >= self.context_length:
+                out.append([Completion("", len(prompt.split()), 0, "length") for _ in range(n)])
+                self.usage.skipped_prompts += 1
+                continue
             texts = self.generate_fn(prompt, n, params)
             if len(texts) != n:
                 raise ValueError(f"generate_fn returned {len(texts)} texts, expected {n}")

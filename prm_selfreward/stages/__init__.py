@@ -11,23 +11,25 @@ stage (manifest name)  reads                                       writes
 =====================  ==========================================  =====================================
 ``eval/M<t>``          benchmarks (data dir), M(t)                  ``iter_<t>/eval/<bench>.jsonl``, summary
 ``seed``               training splits (data dir)                   ``seed/ift.jsonl``, ``eft_*.jsonl``
-``judge_eval/M<t>``    ``seed/eft_heldout.jsonl``, M(t)            ``iter_<t>/judge_eval.jsonl``
+``judge_eval/M<t>``    ``seed/eft_heldout.jsonl``, M(t)            ``iter_<t>/judge_eval[_<mode>].jsonl``
 ``train/M1 (SFT)``     ``seed/ift.jsonl`` + ``eft_train.jsonl``     ``iter_1/model/``
 ``problems/M<t>``      training pools minus eval and used problems  ``iter_<t>/problems.jsonl``
 ``search/M<t>``        ``problems.jsonl``, M(t-1)                   ``iter_<t>/search.jsonl``
 ``pairs/M<t>``         ``search.jsonl`` (task instruct: M(t-1))     ``iter_<t>/pairs.jsonl``
+``audit/M<t>``         ``pairs.jsonl``, ``problems.jsonl``, M(t-1)  ``iter_<t>/audit.jsonl`` (optional)
 ``train/M<t> (DPO)``   ``pairs.jsonl``, M(t-1)                      ``iter_<t>/model/``
 =====================  ==========================================  =====================================
 """
 
 from .context import RunContext, train_stage_name
-from .evaluation import eval_stage, judge_accuracy, judge_eval_stage, judge_rows
+from .evaluation import eval_stage, judge_accuracy, judge_eval_modes_stage, judge_eval_stage, judge_rows
 from .search import pairs_stage, search_stage, search_summary
 
 __all__ = [
     "RunContext",
     "eval_stage",
     "judge_accuracy",
+    "judge_eval_modes_stage",
     "judge_eval_stage",
     "judge_rows",
     "pairs_stage",

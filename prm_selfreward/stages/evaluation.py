@@ -6,7 +6,7 @@ configs, so a command and the loop give the same records for the same model and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ def eval_stage(
     judge: StepJudgeConfig | None = None,
     data_dir: str | Path | None = None,
     model_name: str = "",
+    model_id: str | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Accuracy of ``generator`` on ``config.benchmarks``; writes ``<bench>.jsonl`` + ``summary.json``.
@@ -35,7 +36,8 @@ def eval_stage(
     ``few_shot: auto`` is resolved for this model (see :func:`~prm_selfreward.evaluate.resolve_few_shot`)
     and recorded in the summary as ``few_shot``. With ``search_width > 0`` solutions are built by the
     step search of ``search`` (its every setting; width and few-shot from ``config``) judged by the
-    judge of ``judge``: the same search and judge the run trains with.
+    judge of ``judge``: the same search and judge the run trains with. ``model_id`` names the model in
+    the records' fingerprint (default: ``model_name``; see :mod:`prm_selfreward.fingerprint`).
     """
     few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
     config = replace(config, few_shot=few_shot)
@@ -47,7 +49,7 @@ def eval_stage(
         step_judge = PairwiseStepJudge.from_config(generator, judge or StepJudgeConfig(), solve_few_shot=few_shot)
     return evaluate(
         generator, config, out_dir, data_dir=data_dir, model_name=model_name, judge=step_judge,
-        search=search_config, show_progress=show_progress,
+        search=search_config, show_progress=show_progress, model_id=model_id,
     )
 
 
@@ -100,3 +102,26 @@ def judge_eval_stage(
     summary = judge_accuracy(out)
     summary.pop("correct")
     return summary
+
+
+def judge_eval_modes_stage(
+    generator: Any,
+    rows: Sequence[dict[str, Any]],
+    config: StepJudgeConfig,
+    modes: Sequence[str],
+    out_path: Callable[[str], str | Path],
+    generate_limit: int = 0,
+    solve_few_shot: int = 0,
+) -> dict[str, Any]:
+    """:func:`judge_eval_stage` in every mode of ``modes`` on the same ``rows`` (``generate`` on the
+    first ``generate_limit`` only, when > 0), each mode's judged rows written to ``out_path(mode)``.
+
+    Returns the summary of ``config.mode`` (the search's judge) with ``mode`` and ``modes``: each mode's
+    summary (accuracy with its Wilson interval, total, failures, position consistency)."""
+    by_mode: dict[str, Any] = {}
+    for mode in dict.fromkeys([config.mode, *modes]):
+        mine = list(rows[:generate_limit]) if mode == "generate" and generate_limit else list(rows)
+        by_mode[mode] = judge_eval_stage(
+            generator, mine, replace(config, mode=mode), out_path(mode), solve_few_shot=solve_few_shot
+        )
+    return {**by_mode[config.mode], "mode": config.mode, "modes": by_mode}

@@ -18,19 +18,35 @@ from ..errors import UserError
 from ..io import atomic_write_text, read_jsonl, write_jsonl
 from ..records import Problem
 from .context import RunContext
-from .evaluation import eval_stage, judge_eval_stage
+from .evaluation import eval_stage, judge_eval_modes_stage
 from .search import pairs_stage, search_stage, search_summary
 
-EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens")
+EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed")
+
+
+def model_id(run: RunContext, t: int) -> str:
+    """How M(t)'s records name it (their fingerprint): the base model for M0; inside the run, ``M<t>``,
+    so a moved run directory still resumes."""
+    from ..fingerprint import model_identity
+
+    return model_identity(run.config.model.name) if t == 0 else f"M{t}"
 
 
 def evaluate_model(run: RunContext, t: int) -> dict[str, Any]:
     """Accuracy of M(t) on the configured benchmarks (resumes per problem)."""
     c = run.config
-    result = eval_stage(
-        run.generator(t), c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
-        data_dir=c.data_dir, model_name=f"M{t}",
-    )
+    if c.cluster.data_parallel_size > 1:
+        from ..parallel import EnginePool, parallel_eval
+
+        run.release()  # the engines need the GPUs this process would hold
+        with EnginePool(c.model, c.cluster, run.model_spec(t), c.seed) as pool:
+            result = parallel_eval(pool, c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
+                                   data_dir=c.data_dir, model_name=f"M{t}", model_id=model_id(run, t))
+    else:
+        result = eval_stage(
+            run.generator(t), c.eval, run.layout.eval_dir(t), search=c.search, judge=c.judge,
+            data_dir=c.data_dir, model_name=f"M{t}", model_id=model_id(run, t),
+        )
     out: dict[str, Any] = {name: {k: s[k] for k in EVAL_KEYS} for name, s in result["benchmarks"].items()}
     return out
 
@@ -43,8 +59,9 @@ def heldout_rows(run: RunContext) -> list[dict[str, Any]]:
 
 
 def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
-    """Step-judge accuracy of M(t) on the held-out EFT pairs (the paper's Table 3); task instruct:
-    agreement of the 5-point judge with the held-out response pairs."""
+    """Step-judge accuracy of M(t) on the held-out EFT pairs (the paper's Table 3) in ``judge.mode`` and
+    every mode of ``judge_eval.modes``; task instruct: agreement of the 5-point judge with the held-out
+    response pairs."""
     if run.config.task == "instruct":
         from ..data.seed_instruct import load_heldout
         from ..judges.pointwise import PointwiseJudge, judge_agreement
@@ -54,9 +71,11 @@ def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
         heldout = heldout[:limit] if limit else heldout
         judge = PointwiseJudge.from_config(run.generator(t), run.config.instruct.judge)
         return judge_agreement(judge, heldout).to_dict()
-    return judge_eval_stage(
-        run.generator(t), heldout_rows(run), run.config.judge, run.layout.judge_eval(t),
-        solve_few_shot=run.config.search.few_shot,
+    c = run.config
+    return judge_eval_modes_stage(
+        run.generator(t), heldout_rows(run), c.judge, c.judge_eval.modes,
+        lambda mode: run.layout.judge_eval(t, mode, primary=c.judge.mode),
+        generate_limit=c.judge_eval.generate_limit, solve_few_shot=c.search.few_shot,
     )
 
 
@@ -65,13 +84,14 @@ def build_seed(run: RunContext) -> dict[str, Any]:
     from ..data.seed import build_seed_data
 
     c = run.config
+    exclude = evaluation_problems(run)
     if c.task == "instruct":
         from ..data.seed_instruct import build_instruct_seed
 
-        summary = build_instruct_seed(c.instruct_seed, c.data_dir, run.layout.seed_dir, exclude=evaluation_problems(run))
-        ift = build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir)
+        summary = build_instruct_seed(c.instruct_seed, c.data_dir, run.layout.seed_dir, exclude=exclude)
+        ift = build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir, exclude=exclude)
         return {"judge_eft": summary, "ift": _seed_result(ift)}
-    return _seed_result(build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir))
+    return _seed_result(build_seed_data(c.seed_data, c.data_dir, run.layout.seed_dir, exclude=exclude))
 
 
 def _seed_result(summary: Any) -> dict[str, Any]:
@@ -113,6 +133,8 @@ def train_stage(run: RunContext, stage: str, model: str, rows: list[dict[str, An
         return read_train_result(out).to_dict()
     run.release()
     config = run.config.sft if stage == "sft" else run.config.dpo
+    if stage == "dpo" and run.config.task == "instruct":
+        config = run.config.instruct.dpo  # Yuan et al.'s DPO settings, not step-DPO's
     if run.config.train_launcher:
         import subprocess
 
@@ -180,13 +202,22 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
 
     problems = load_problems(run, t)
     run.iter_dir(t)
+    c = run.config
+    if c.cluster.data_parallel_size > 1:
+        from ..parallel import EnginePool, parallel_search
+        from ..search import SearchResult
+
+        run.release()  # the engines need the GPUs this process would hold
+        with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
+            rows = parallel_search(pool, problems, c.search, c.judge, run.layout.search(t), model=model_id(run, t - 1))
+        return search_summary([SearchResult.from_dict(r) for r in rows])
     with Progress() as bar:
         task = bar.add_task(f"search with M{t - 1}", total=len(problems))
-        results, _ = search_stage(
+        results, search = search_stage(
             run.generator(t - 1), problems, run.config.search, run.config.judge, run.layout.search(t),
-            on_chunk=lambda done, total: bar.update(task, completed=done),
+            on_chunk=lambda done, total: bar.update(task, completed=done), model=model_id(run, t - 1),
         )
-    return search_summary(results)
+    return {**search_summary(results), "resumed": search.resumed}
 
 
 def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
@@ -198,12 +229,35 @@ def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
     return {"pairs": stats.kept, **to_dict(stats)}
 
 
+def audit_pairs(run: RunContext, t: int) -> dict[str, Any]:
+    """The pair audit of iteration t: a sample of its step pairs, rolled out with M(t-1) (the model that
+    made them) from prefix + chosen and prefix + rejected, graded against the training answers."""
+    from ..audit import audit_pairs as audit
+
+    rows = read_jsonl(run.layout.pairs(t))
+    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t))
+
+
 def instruct_pairs(run: RunContext, t: int) -> dict[str, Any]:
     """Task instruct: self-instruct prompts, N responses, 5-point self-scores, best-vs-worst pairs."""
-    from ..instruct import dpo_records, run_instruct_iteration
+    from ..instruct import dpo_records, generate_prompts, run_instruct_iteration
 
     seeds = [p.question for p in load_problems(run, t)]
-    pairs, stats = run_instruct_iteration(run.generator(t - 1), seeds, run.config.instruct)
+    c = run.config.instruct
+    new_prompts = None
+    if c.prompt_model:  # a fixed model writes the prompts (the paper's main setting), then makes way
+        from ..models.config import load_generator_from_config
+
+        run.release()
+        author = load_generator_from_config(run.config.model, c.prompt_model, seed=run.config.seed)
+        try:
+            new_prompts = generate_prompts(author, seeds, c.n_prompts, c.self_instruct)
+        finally:
+            if hasattr(author, "close"):
+                author.close()
+    pairs, stats = run_instruct_iteration(run.generator(t - 1), seeds, c, new_prompts=new_prompts)
+    if c.prompt_model:
+        stats.prompt_filters["author"] = c.prompt_model
     run.iter_dir(t)
     write_jsonl(run.layout.prompts(t), [{"prompt": p} for p in stats.prompts])
     write_jsonl(run.layout.judgments(t), stats.judgments)

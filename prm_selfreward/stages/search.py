@@ -21,14 +21,16 @@ def search_stage(
     out_path: str | Path,
     on_chunk: Callable[[int, int], None] | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    model: str | None = None,
 ) -> tuple[list[SearchResult], StepSearch]:
     """Search every problem with ``generator`` writing candidates and judging them itself (the judge's
     solving prompt uses the search's few-shot count); results appended to ``out_path`` chunk by chunk,
     so a re-run resumes. Returns the results of every problem (earlier runs' included) and the search
-    (its ``counters`` and ``usage`` cover this call only)."""
+    (its ``counters``, ``usage`` and ``resumed`` cover this call only). ``model`` names the generator in
+    the records' fingerprint (records of another model or other settings in ``out_path`` are an error)."""
     step_judge = PairwiseStepJudge.from_config(generator, judge, solve_few_shot=search.few_shot)
     searcher = StepSearch(generator, step_judge, search)
-    results = searcher.run_to_jsonl(list(problems), Path(out_path), on_chunk=on_chunk, on_round=on_round)
+    results = searcher.run_to_jsonl(list(problems), Path(out_path), on_chunk=on_chunk, on_round=on_round, model=model)
     return results, searcher
 
 

@@ -12,7 +12,6 @@ picked out when present); ``--set KEY=VALUE`` overrides single options. Prints t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from ..config import from_dict, load_yaml, merge, parse_overrides
 from ..errors import UserError
-from ..io import JsonlErrors, read_jsonl
+from ..io import JsonlErrors, json_dumps, read_jsonl
 from .config import DPOTrainConfig, SFTTrainConfig
 from .distributed import is_main_process
 
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if is_main_process():
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json_dumps(result.to_dict(), indent=2))
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..io import json_dumps
 
 # The token contract lives with the backends: one definition for generation, scoring and training.
 from ..models.tokens import encode_completion, encode_prompt, format_prompt  # noqa: F401
@@ -169,7 +170,8 @@ def finalize_model_dir(tmp: Path, out_dir: Path, result: TrainResult) -> None:
     at worst the ``.partial`` directory (removed by the next attempt) and no ``out_dir``.
     """
     marker = tmp / COMPLETE_MARKER
-    marker.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    # json_dumps: a diverged run's NaN loss is written as null, never as bare (invalid) NaN.
+    marker.write_text(json_dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     with open(marker, "rb") as handle:
         os.fsync(handle.fileno())
     old = None
