@@ -51,6 +51,12 @@ class ModelConfig:
     dtype: str = option("float32", help="float32 on CPU; bfloat16 on GPU.")
     device: str = option("cpu", help="cpu, cuda, or auto.")
     tensor_parallel_size: int = option(1, help="vLLM tensor parallelism.")
+    trim_vocab: bool = option(
+        False,
+        help="Start from a vocabulary-trimmed copy of the base model (prm-sr trim-vocab; corpus: the data "
+        "directory and the package's prompts), cached beside the model. Same tokens for all known text, a "
+        "much smaller output layer: faster on CPU.",
+    )
 
 
 @dataclass
@@ -134,6 +140,7 @@ class Run:
         self.log = log
         self._generator: Any = None
         self._generator_spec: str | None = None
+        self._base_spec: str | None = None
 
     def iter_dir(self, t: int) -> Path:
         path = self.dir / f"iter_{t}"
@@ -143,11 +150,23 @@ class Run:
     def model_spec(self, t: int) -> str:
         """Where M(t) lives: the base model, a trained directory, or M(t-1)'s when training was skipped."""
         if t == 0:
-            return self.config.model.name
+            return self.base_model_spec()
         result = self.manifest.result(train_stage_name(t))
         if isinstance(result, dict) and result.get("skipped"):
             return str(result["model"])
         return str(self.dir / f"iter_{t}" / "model")
+
+    def base_model_spec(self) -> str:
+        """M0: the configured model, or its vocabulary-trimmed copy (made once, cached) with ``trim_vocab``."""
+        if self._base_spec is None:
+            m = self.config.model
+            if m.trim_vocab:
+                from .models.embedded import trimmed_model_dir
+
+                self._base_spec = str(trimmed_model_dir(m.name, data_dir=self.config.data_dir))
+            else:
+                self._base_spec = m.name
+        return self._base_spec
 
     def generator(self, t: int):
         """The generator for M(t), loaded once and kept while consecutive stages use the same model."""
