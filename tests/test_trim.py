@@ -181,6 +181,26 @@ def test_trimmed_model_dir_is_made_once_and_redone_when_incomplete(tiny_model_di
     assert other != first
 
 
+def test_run_with_trim_vocab_starts_from_the_trimmed_copy(tiny_model_dir, tmp_path, monkeypatch):
+    """M0's generator and M1's SFT start from Run.model_spec(0): the cached trimmed copy."""
+    import prm_selfreward.loop as loop
+
+    data = tmp_path / "data" / "toy"
+    data.mkdir(parents=True)
+    (data / "test.jsonl").write_text("".join(json.dumps({"question": t}) + "\n" for t in CORPUS))
+    monkeypatch.setenv("PRM_SR_CACHE_DIR", str(tmp_path / "cache"))
+    config = loop.load_run_config(None, {"model": {"name": str(tiny_model_dir), "trim_vocab": True},
+                                         "data_dir": str(tmp_path / "data")})
+    run = loop.Run(tmp_path / "run", config, log=lambda msg: None)
+    spec = run.model_spec(0)
+    assert Path(spec).parent.parent == tmp_path / "cache" / "models" and read_trim_info(spec)["not_exact"] == 0
+    generator = run.generator(0)
+    assert generator.model.config.vocab_size == read_trim_info(spec)["kept"]
+    run.release()
+    off = loop.load_run_config(None, {"model": {"name": str(tiny_model_dir)}})
+    assert loop.Run(tmp_path / "run2", off, log=lambda msg: None).model_spec(0) == str(tiny_model_dir)
+
+
 def test_trim_vocab_without_data_dir_is_a_user_error(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("PRM_SR_DATA_DIR", raising=False)
     with pytest.raises(UserError, match="benchmark directory"):
