@@ -160,3 +160,30 @@ def test_sliding_window_layers_with_a_prefix_longer_than_the_window(tiny_model_d
     ]
     greedy = GenerationParams(max_new_tokens=10)
     assert shared.generate([prompt], params=greedy)[0][0].text == plain.generate([prompt], params=greedy)[0][0].text
+
+
+@pytest.mark.slow
+def test_embedded_model_prefix_reuse_equals_plain_path(data_dir):
+    """The real Gemma 3 config (sliding and full layers, its cache classes): judge log-probs and greedy
+    generation with a shared few-shot header."""
+    from prm_selfreward.data import load_benchmark
+    from prm_selfreward.judges.prompts import VERDICT_OPENING, pairwise_step_message
+    from prm_selfreward.prompts import solve_message
+
+    problems = load_benchmark("gsm8k", data_dir=data_dir)[:3]
+    model = HFGenerator("embedded", batch_size=4, share_prefix=False)
+    shared = HFGenerator(model.model, model.tokenizer, batch_size=4)
+    q = problems[0].question
+    judge = [pairwise_step_message(q, ["Step 1: She sold 48 clips."], a, b) + VERDICT_OPENING
+             for a, b in [("24 clips in May.", "48 clips in May."), ("48 clips in May.", "24 clips in May."),
+                          ("72 in all.", "24 clips in May."), ("24 clips in May.", "72 in all.")]]
+    a = shared.next_token_logprobs(judge, ["A", "B"])
+    b = model.next_token_logprobs(judge, ["A", "B"])
+    for x, y in zip(a, b, strict=True):
+        assert x == pytest.approx(y, abs=1e-4)
+    prompts = [solve_message(p.question, few_shot=1) for p in problems]
+    params = GenerationParams(max_new_tokens=16)
+    assert [r[0].text for r in shared.generate(prompts, params=params)] == [
+        r[0].text for r in model.generate(prompts, params=params)
+    ]
+    assert shared.reused_prefix_tokens > 0
