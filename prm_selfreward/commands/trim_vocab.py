@@ -48,7 +48,8 @@ def trim_vocab_command(
     report = trim_model(source, out, texts, keep_ascii=keep_ascii)
     console.print(
         f"kept {report.kept:,} of {report.full_vocab:,} tokens ({report.corpus_distinct:,} from the corpus, "
-        f"{report.intermediates:,} merge intermediates, {report.special:,} special) in {report.seconds:.0f} s"
+        f"{report.intermediates:,} more on their merge paths, {report.special:,} special, {report.byte_tokens} byte "
+        f"tokens) in {report.seconds:.0f} s"
     )
     console.print(
         f"corpus: {report.corpus_texts:,} texts, {report.corpus_tokens:,} tokens; not exact: {report.not_exact}; "

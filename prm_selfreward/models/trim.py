@@ -75,7 +75,9 @@ class TrimReport:
     corpus_tokens: int
     corpus_distinct: int
     intermediates: int
+    """Tokens kept only because a kept token's merge path goes through them."""
     special: int
+    byte_tokens: int
     keep_ascii: bool
     format_version: int = TRIM_FORMAT_VERSION
     not_exact: int = 0
@@ -268,8 +270,9 @@ def keep_set(tokenizer: Any, texts: Sequence[str], keep_ascii: bool = False) -> 
     targets = set(corpus)
     if keep_ascii:
         targets |= {t for t in vocab if is_plain_ascii(t)}
-    needed = merge_intermediates(targets, vocab, merges, _model_kwargs(data["model"]))
-    needed |= _byte_tokens(data, vocab) | {t for t in special if t in vocab}
+    on_paths = merge_intermediates(targets, vocab, merges, _model_kwargs(data["model"]))
+    byte_tokens = _byte_tokens(data, vocab)
+    needed = on_paths | byte_tokens | {t for t in special if t in vocab}
     unk = data["model"].get("unk_token")
     if unk in vocab:
         needed.add(unk)
@@ -277,8 +280,9 @@ def keep_set(tokenizer: Any, texts: Sequence[str], keep_ascii: bool = False) -> 
     counts = {
         "corpus_tokens": sum(len(e.ids) for e in encodings),
         "corpus_distinct": len(corpus_ids),
-        "intermediates": len(needed - targets - special),
+        "intermediates": len(on_paths - targets),
         "special": len(special),
+        "byte_tokens": len(byte_tokens),
     }
     return ids, counts
 
