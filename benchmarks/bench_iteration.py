@@ -8,6 +8,7 @@ table of seconds per stage with the ratio to the 1x run measured in the same inv
     python benchmarks/bench_iteration.py --data-dir ../shared/data              # embedded, N = 2
     python benchmarks/bench_iteration.py --model /path/to/model --problems 4 --scales 1 2
     python benchmarks/bench_iteration.py --quick                                 # N = 1, scales 1 2
+    python benchmarks/bench_iteration.py --quick --trim-vocab off                # the full vocabulary
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def one_iteration(config: loop.RunConfig, run_dir: Path, with_eval: bool) -> dic
     # M1 is the base model here: mark the SFT stage as standing aside, as the loop does for an
     # iteration without pairs, so model_spec(1) resolves to the base model.
     run.manifest.stages[loop.train_stage_name(1)] = {
-        "status": "done", "result": {"skipped": "benchmark: base model as M1", "model": config.model.name}}
+        "status": "done", "result": {"skipped": "benchmark: base model as M1", "model": run.base_model_spec()}}
     run.manifest.save()
     times: dict[str, float] = {}
     steps = [
@@ -65,6 +66,8 @@ def main() -> None:
     parser.add_argument("--with-eval", action="store_true", help="Also time the evaluation of M(t).")
     parser.add_argument("--quick", action="store_true", help="N = 1, scales 1 2, tiny eval.")
     parser.add_argument("--json", default=None, help="Also write the numbers here.")
+    parser.add_argument("--trim-vocab", choices=["config", "on", "off"], default="config",
+                        help="model.trim_vocab: as the config says (on in the CPU configs), or forced on/off.")
     args = parser.parse_args()
     if args.quick:
         args.problems, args.scales = 1, [1, 2]
@@ -72,6 +75,8 @@ def main() -> None:
     overrides: dict = {"data_dir": args.data_dir}
     if args.model:
         overrides["model"] = {"name": args.model}
+    if args.trim_vocab != "config":
+        overrides.setdefault("model", {})["trim_vocab"] = args.trim_vocab == "on"
     rows = {}
     for scale in args.scales:
         overrides["problems_per_iteration"] = [args.problems * scale]

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def smoke_config(tiny_model_dir: Path, data_dir: Path, **overrides):
-    base = {"model": {"name": str(tiny_model_dir)}, "data_dir": str(data_dir)}
+    # trim_vocab (on in the CPU configs) is tested in test_trim.py; here it would trim into the user cache.
+    base = {"model": {"name": str(tiny_model_dir), "trim_vocab": False}, "data_dir": str(data_dir)}
     return loop.load_run_config(REPO / "configs" / "cpu-smoke.yaml", merge(base, overrides))
 
 

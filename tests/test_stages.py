@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture()
 def run(tmp_path, tiny_model_dir, data_dir) -> RunContext:
     overrides = {
-        "model": {"name": str(tiny_model_dir), "batch_size": 4}, "data_dir": str(data_dir),
+        "model": {"name": str(tiny_model_dir), "batch_size": 4, "trim_vocab": False}, "data_dir": str(data_dir),
         "eval": {"benchmarks": ["gsm8k"], "limit": {"gsm8k": 3}, "max_new_tokens": 12, "few_shot": 1},
         "search": {"width": 3, "max_step_tokens": 6, "max_rounds": 2, "lockstep": 2, "few_shot": 1},
         "judge": {"mode": "likelihood"},

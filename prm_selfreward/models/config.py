@@ -39,6 +39,12 @@ class ModelConfig:
     )
     enable_prefix_caching: bool = option(True, help="vLLM: reuse the KV cache of shared prompt prefixes.")
     enforce_eager: bool = option(False, help="vLLM: skip CUDA graph capture (faster start, slower decoding).")
+    trim_vocab: bool = option(
+        False,
+        help="Start from a vocabulary-trimmed copy of the base model (prm-sr trim-vocab; corpus: the data "
+        "directory and the package's prompts), cached beside the model. Same tokens for all known text, a "
+        "much smaller output layer: faster on CPU.",
+    )
 
 
 def load_generator(spec: str | os.PathLike[str], backend: str = "hf", **kwargs: Any) -> Generator:

@@ -14,6 +14,18 @@ Scoring runs the decoder once per batch and projects onto the vocabulary only at
 positions (``logits_to_keep`` with a boolean mask): with a 262k-token vocabulary the output layer is
 most of the cost, and most positions of a scored sequence are prompt.
 
+Shared prefixes (``share_prefix``, on by default): within one batch, rows that start with the same
+tokens (the w candidates of one step, the judge prompts of one round, an eval batch's few-shot header)
+have that prefix encoded once. :func:`plan_shared_prefixes` groups the batch's rows (sorted by token
+ids, cut where it saves the most tokens); the distinct prefixes run in one left-padded forward into a
+transformers ``DynamicCache`` (built from the model config, so Gemma 3's sliding-window layers get
+their own cache layers), ``batch_select_indices`` gives each row its prefix's cache, and the rest of
+each row runs on top of it (``generate`` with the cache, or a forward with explicit positions). Rows
+are laid out ``[pad, prefix, pad, rest]`` with the attention mask and positions counting real tokens
+only, so every row computes what the unshared path computes, up to float rounding. ``score`` and
+``next_token_logprobs`` order rows by token ids instead of by length, so that rows sharing a prefix
+land in one batch.
+
 Sampling is deterministic under a seed on CPU: every ``generate`` call draws from its own seeded RNG
 (``params.seed`` when given, else derived from the generator's ``seed`` and a call counter), so a
 run with the same calls reproduces, independent of other code using torch's global RNG. Results do
@@ -48,6 +60,8 @@ class HFGenerator:
     completions are empty, ``"length"``, counted in ``usage.skipped_prompts`` (see :mod:`.budget`).
     ``sample_mode``: how ``n > 1`` samples are batched: ``"repeat"`` (the prompt as ``n`` rows) or
     ``"num_return_sequences"`` (transformers expands each prompt itself); both compute the same thing.
+    ``share_prefix``: encode a prefix shared by rows of a batch once and reuse its KV cache (see the
+    module docstring); a batch shares only when that saves at least ``min_shared_tokens`` tokens.
     """
 
     def __init__(
@@ -61,6 +75,8 @@ class HFGenerator:
         max_length: int | None = None,
         sample_mode: str = "repeat",
         score_token_budget: int = 512,
+        share_prefix: bool = True,
+        min_shared_tokens: int = 16,
     ):
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
@@ -91,6 +107,10 @@ class HFGenerator:
         """Continuation tokens projected onto the vocabulary per forward in ``score`` (bounds memory)."""
         text_config = model.config.get_text_config()
         self.max_length = max_length or getattr(text_config, "max_position_embeddings", None)
+        self.share_prefix = share_prefix
+        self.min_shared_tokens = min_shared_tokens
+        self.reused_prefix_tokens = 0
+        """Prompt tokens not encoded thanks to shared prefixes (all calls so far)."""
         self.usage = TokenUsage()
         self._generate_calls = 0
         self._masked_logits: bool | None = None  # whether forward() takes a boolean logits_to_keep
@@ -200,17 +220,35 @@ class HFGenerator:
         number of tokens after which its text contained a stop string (None if it never did)."""
         import torch
 
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for k, ids in enumerate(rows):  # left padding: generation continues from the right edge
-            input_ids[k, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[k, width - len(ids) :] = 1
         kwargs: dict[str, Any] = {
             "max_new_tokens": max(budgets),
             "num_return_sequences": per_prompt,
             "pad_token_id": self.pad_id,
         }
+        plan = self._plan_prefixes(rows, [len(r) - 1 for r in rows])
+        if plan is None:
+            width = max(len(r) for r in rows)
+            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            attention = torch.zeros((len(rows), width), dtype=torch.long)
+            for k, ids in enumerate(rows):  # left padding: generation continues from the right edge
+                input_ids[k, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                attention[k, width - len(ids) :] = 1
+        else:
+            # [pad, prefix | pad, rest]: generate feeds only the columns after the cache and takes
+            # positions from the attention mask, so the padding in the middle is invisible.
+            prefixes, groups = plan
+            cache, prefix_ids, prefix_mask = self._encode_prefixes(prefixes)
+            cache.batch_select_indices(torch.tensor([g for g in groups for _ in range(per_prompt)]))
+            rests = [r[len(prefixes[g]) :] for r, g in zip(rows, groups, strict=True)]
+            rest_width = max(len(r) for r in rests)
+            width = prefix_ids.shape[1] + rest_width
+            index = torch.tensor(groups)
+            input_ids = torch.cat([prefix_ids[index], torch.full((len(rows), rest_width), self.pad_id)], dim=1)
+            attention = torch.cat([prefix_mask[index], torch.zeros((len(rows), rest_width), dtype=torch.long)], dim=1)
+            for k, rest in enumerate(rests):
+                input_ids[k, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+                attention[k, width - len(rest) :] = 1
+            kwargs[self._cache_kwarg()] = cache
         if params.greedy:
             kwargs["do_sample"] = False
         else:
@@ -309,7 +347,7 @@ class HFGenerator:
             self.usage.prompt_tokens += len(p_ids)
             self.usage.scored_tokens += len(c_ids)
         results: list[list[float]] = [[] for _ in pairs]
-        order = sorted((i for i in range(len(pairs)) if pairs[i][1]), key=lambda i: -sum(map(len, pairs[i])))
+        order = [i for i in self._score_order(pairs) if pairs[i][1]]
         with torch.inference_mode():
             for batch in self._score_batches(order, pairs):
                 for i, lps in zip(batch, self._score_batch([pairs[i] for i in batch]), strict=True):
@@ -342,7 +380,7 @@ class HFGenerator:
             self.usage.prompt_tokens += len(p_ids)
             self.usage.scored_tokens += len(ids)
         results: list[list[float]] = [[] for _ in pairs]
-        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))
+        order = self._score_order(pairs)
         columns = torch.tensor(ids, dtype=torch.long)
         with torch.inference_mode():
             for batch in self._score_batches(order, pairs):
@@ -354,18 +392,89 @@ class HFGenerator:
 
     def _last_logits(self, prompts: list[list[int]]) -> Any:
         """Logits (len(prompts), vocab) at each prompt's last position, right-padded in one forward."""
+        return self._forward_rows(prompts, [len(p) for p in prompts], [(len(p) - 1, len(p)) for p in prompts])
+
+    def _score_order(self, pairs: list[tuple[list[int], list[int]]]) -> list[int]:
+        """Row order for scoring: by token ids when sharing prefixes (rows with a common prefix end up
+        in one batch), else longest first (least padding)."""
+        if self.share_prefix:
+            return sorted(range(len(pairs)), key=lambda i: pairs[i][0] + pairs[i][1])
+        return sorted(range(len(pairs)), key=lambda i: -sum(map(len, pairs[i])))
+
+    def _forward_rows(
+        self, rows: list[list[int]], prompt_lens: list[int], keep: list[tuple[int, int]]
+    ) -> Any:
+        """Logits at positions ``keep[k] = (start, end)`` of each row, row after row: (num_kept, vocab).
+
+        A row's first ``prompt_lens[k] - 1`` tokens may come from a shared prefix cache (``keep`` starts
+        at or after the last prompt token). Rows are right-padded: real tokens sit where an unpadded
+        forward puts them, and causal attention never lets them see the padding after them.
+        """
         import torch
 
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        keep = torch.zeros((len(prompts), width), dtype=torch.bool)
-        for k, p in enumerate(prompts):
-            input_ids[k, : len(p)] = torch.tensor(p, dtype=torch.long)
-            attention[k, : len(p)] = 1
-            keep[k, len(p) - 1] = True
-        input_ids, attention, keep = (t.to(self.device) for t in (input_ids, attention, keep))
-        return self._logits_at(input_ids, attention, keep)
+        plan = self._plan_prefixes(rows, [n - 1 for n in prompt_lens])
+        offsets = [0] * len(rows)
+        extra: dict[str, Any] = {}
+        prefix_mask = None
+        if plan is not None:
+            prefixes, groups = plan
+            cache, _, prefix_mask = self._encode_prefixes(prefixes)
+            cache.batch_select_indices(torch.tensor(groups))
+            offsets = [len(prefixes[g]) for g in groups]
+            prefix_mask = prefix_mask[torch.tensor(groups)]
+            extra[self._cache_kwarg()] = cache
+        width = max(len(r) - o for r, o in zip(rows, offsets, strict=True))
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for k, (ids, o, (start, end)) in enumerate(zip(rows, offsets, keep, strict=True)):
+            input_ids[k, : len(ids) - o] = torch.tensor(ids[o:], dtype=torch.long)
+            attention[k, : len(ids) - o] = 1
+            mask[k, start - o : end - o] = True
+        if prefix_mask is not None:
+            attention = torch.cat([prefix_mask, attention], dim=1)
+            positions = torch.tensor(offsets)[:, None] + torch.arange(width)[None, :]
+            extra["position_ids"] = positions.to(self.device)
+        input_ids, attention, mask = (t.to(self.device) for t in (input_ids, attention, mask))
+        return self._logits_at(input_ids, attention, mask, **extra)
+
+    # -- shared prefixes ---------------------------------------------------------------------
+
+    def _plan_prefixes(self, rows: list[list[int]], limits: list[int]) -> tuple[list[list[int]], list[int]] | None:
+        if not self.share_prefix or len(rows) < 2:
+            return None
+        plan = plan_shared_prefixes(rows, limits, self.min_shared_tokens)
+        if plan is not None:
+            prefixes, groups = plan
+            self.reused_prefix_tokens += sum(len(prefixes[g]) for g in groups) - sum(map(len, prefixes))
+        return plan
+
+    def _cache_kwarg(self) -> str:
+        """The forward/generate keyword for a cache: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _encode_prefixes(self, prefixes: list[list[int]]) -> tuple[Any, Any, Any]:
+        """(DynamicCache, ids, attention mask) of the distinct prefixes, encoded in one left-padded forward.
+
+        The cache is built from the model config, so sliding-window layers (Gemma 3) get sliding cache
+        layers exactly as ``generate`` would make them; positions count real tokens only.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        width = max(len(p) for p in prefixes)
+        ids = torch.full((len(prefixes), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+        for k, p in enumerate(prefixes):
+            ids[k, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[k, width - len(p) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(
+            input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device),
+            use_cache=True, logits_to_keep=1, **{self._cache_kwarg(): cache},
+        )
+        return cache, ids, mask
 
     def _score_batches(
         self, order: list[int], pairs: list[tuple[list[int], list[int]]]
@@ -385,21 +494,11 @@ class HFGenerator:
     def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         import torch
 
-        width = max(len(p) + len(c) for p, c in pairs)
-        # Right padding: real tokens sit at positions 0..L-1 as in an unpadded forward, and causal
-        # attention never lets them see the padding after them.
-        input_ids = torch.full((len(pairs), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(pairs), width), dtype=torch.long)
-        keep = torch.zeros((len(pairs), width), dtype=torch.bool)
-        targets = []
-        for k, (p, c) in enumerate(pairs):
-            ids = p + c
-            input_ids[k, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[k, : len(ids)] = 1
-            keep[k, len(p) - 1 : len(ids) - 1] = True  # position t predicts token t + 1
-            targets.extend(c)
-        input_ids, attention, keep = (t.to(self.device) for t in (input_ids, attention, keep))
-        logits = self._logits_at(input_ids, attention, keep)
+        rows = [p + c for p, c in pairs]
+        # position t predicts token t + 1: the continuation's tokens are predicted from len(p) - 1 on
+        keep = [(len(p) - 1, len(p) + len(c) - 1) for p, c in pairs]
+        logits = self._forward_rows(rows, [len(p) for p, _ in pairs], keep)
+        targets = [t for _, c in pairs for t in c]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         picked = logprobs.gather(1, torch.tensor(targets, device=logits.device)[:, None])[:, 0].tolist()
         out, start = [], 0
@@ -408,7 +507,7 @@ class HFGenerator:
             start += len(c)
         return out
 
-    def _logits_at(self, input_ids: Any, attention: Any, keep: Any) -> Any:
+    def _logits_at(self, input_ids: Any, attention: Any, keep: Any, **extra: Any) -> Any:
         """Logits (num_kept, vocab) at the ``keep`` positions, without projecting the rest.
 
         Models whose forward slices with ``slice_logits_to_keep`` (transformers >= 5.20) take the
@@ -421,7 +520,9 @@ class HFGenerator:
             and "logits_to_keep" in inspect.signature(self.model.forward).parameters
         ):
             try:
-                logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=keep).logits
+                logits = self.model(
+                    input_ids=input_ids, attention_mask=attention, logits_to_keep=keep, **self._fresh(extra)
+                ).logits
             except (IndexError, RuntimeError, TypeError):
                 logits = None
             self._masked_logits = (
@@ -431,10 +532,22 @@ class HFGenerator:
                 return logits
         columns = torch.nonzero(keep.any(dim=0))[:, 0]
         if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
-            logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=columns).logits
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention, logits_to_keep=columns, **extra
+            ).logits
         else:
-            logits = self.model(input_ids=input_ids, attention_mask=attention).logits[:, columns]
+            logits = self.model(input_ids=input_ids, attention_mask=attention, **extra).logits[:, columns]
         return logits[keep[:, columns]]
+
+    def _fresh(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """``extra`` with a copy of its cache, when the first (probing) forward may be retried: a forward
+        appends to the cache it is given."""
+        import copy
+
+        key = self._cache_kwarg()
+        if self._masked_logits is None and key in extra:
+            return {**extra, key: copy.deepcopy(extra[key])}
+        return extra
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -454,6 +567,64 @@ class HFGenerator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def plan_shared_prefixes(
+    rows: Sequence[Sequence[int]], limits: Sequence[int], min_saving: int = 1
+) -> tuple[list[list[int]], list[int]] | None:
+    """How rows of one batch share prefixes: (distinct prefixes, the prefix index of each row).
+
+    ``limits[k]``: the longest prefix row k may take from a cache (its last prompt token must be
+    computed with the row, since its logits are needed). Rows sorted by token ids are cut into runs
+    (dynamic programming over the cut points) minimising the tokens encoded: each run's prefix once,
+    plus every row's remainder. A run's prefix is the common prefix of its rows (at most their
+    limits); a lone row takes its whole allowance. None when sharing saves fewer than ``min_saving``
+    tokens or some row allows no prefix at all.
+    """
+    n = len(rows)
+    if n == 0 or min(limits) < 1:
+        return None
+    order = sorted(range(n), key=lambda k: list(rows[k]))
+
+    def common(a: Sequence[int], b: Sequence[int]) -> int:
+        m = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            m += 1
+        return m
+
+    adjacent = [common(rows[order[i]], rows[order[i + 1]]) for i in range(n - 1)]
+    inf = float("inf")
+    best: list[float] = [0.0] + [inf] * n
+    cut = [0] * (n + 1)
+    size = [0] * (n + 1)  # prefix length of the run ending at j
+    for j in range(1, n + 1):
+        shared, limit, total = inf, inf, 0
+        for i in range(j - 1, -1, -1):  # the run order[i:j]
+            limit = min(limit, limits[order[i]])
+            total += len(rows[order[i]])
+            if i < j - 1:
+                shared = min(shared, adjacent[i])
+            prefix = int(min(shared, limit))
+            if prefix < 1:
+                break  # a longer run only shares less
+            cost = best[i] + prefix + total - (j - i) * prefix
+            if cost < best[j]:
+                best[j], cut[j], size[j] = cost, i, prefix
+    saving = sum(len(r) for r in rows) - best[n]
+    if saving < min_saving:
+        return None
+    prefixes: list[list[int]] = []
+    groups = [0] * n
+    j = n
+    while j > 0:
+        i = cut[j]
+        for k in order[i:j]:
+            groups[k] = len(prefixes)
+        prefixes.append(list(rows[order[i]][: size[j]]))
+        j = i
+    return prefixes, groups
 
 
 def _copy(c: Completion) -> Completion:

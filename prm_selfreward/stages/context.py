@@ -29,6 +29,7 @@ class RunContext:
         self.log = log
         self._generator: Any = None
         self._generator_spec: str | None = None
+        self._base_spec: str | None = None
 
     def iter_dir(self, t: int) -> Path:
         """``iter_<t>/``, created when missing."""
@@ -39,11 +40,23 @@ class RunContext:
     def model_spec(self, t: int) -> str:
         """Where M(t) lives: the base model, a trained directory, or M(t-1)'s when training was skipped."""
         if t == 0:
-            return self.config.model.name
+            return self.base_model_spec()
         result = self.manifest.result(train_stage_name(t))
         if isinstance(result, dict) and result.get("skipped"):
             return str(result["model"])
         return str(self.layout.model(t))
+
+    def base_model_spec(self) -> str:
+        """M0: the configured model, or its vocabulary-trimmed copy (made once, cached) with ``trim_vocab``."""
+        if self._base_spec is None:
+            m = self.config.model
+            if m.trim_vocab:
+                from ..models.embedded import trimmed_model_dir
+
+                self._base_spec = str(trimmed_model_dir(m.name, data_dir=self.config.data_dir))
+            else:
+                self._base_spec = m.name
+        return self._base_spec
 
     def generator(self, t: int) -> Any:
         """The generator for M(t), loaded once and kept while consecutive stages use the same model."""

@@ -29,7 +29,10 @@ def model_id(run: RunContext, t: int) -> str:
     so a moved run directory still resumes."""
     from ..fingerprint import model_identity
 
-    return model_identity(run.config.model.name) if t == 0 else f"M{t}"
+    if t > 0:
+        return f"M{t}"
+    base = model_identity(run.config.model.name)
+    return base + " (trimmed vocabulary)" if run.config.model.trim_vocab else base
 
 
 def evaluate_model(run: RunContext, t: int) -> dict[str, Any]:
