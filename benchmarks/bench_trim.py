@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result))
         return result
 
-    from prm_selfreward.models.embedded import trimmed_model_dir
     from prm_selfreward.models.loading import resolve_model_path
+    from prm_selfreward.models.trim import trimmed_model_dir
 
     full = str(resolve_model_path("embedded"))
     trimmed = str(trimmed_model_dir("embedded", data_dir=data_dir(args)))

@@ -28,7 +28,7 @@ _EXPORTS = {
     # models
     "Generator": "models", "GenerationParams": "models", "HFGenerator": "models", "VLLMGenerator": "models",
     "ScriptedGenerator": "models", "load_generator": "models",
-    "trim_model": "models.trim", "TrimReport": "models.trim", "trimmed_model_dir": "models.embedded",
+    "trim_model": "models.trim", "TrimReport": "models.trim", "trimmed_model_dir": "models.trim",
     # judges
     "PairwiseStepJudge": "judges", "StepComparison": "judges", "as_reward_func": "judges",
     "StepJudgeConfig": "judges.pairwise",

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from prm_selfreward.cli import app
 from prm_selfreward.errors import UserError
 from prm_selfreward.models import GenerationParams, HFGenerator
-from prm_selfreward.models.embedded import trimmed_model_dir
 from prm_selfreward.models.trim import (
     TRIM_INFO,
     is_plain_ascii,
@@ -24,6 +23,7 @@ from prm_selfreward.models.trim import (
     texts_from_file,
     tokenization_mismatches,
     trim_model,
+    trimmed_model_dir,
 )
 
 # A small corpus: the trimmed tiny tokenizer keeps well under its 512 tokens.

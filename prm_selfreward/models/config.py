@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import option
 from ..errors import UserError
+from .loading import DTYPES
 
 if TYPE_CHECKING:
     from .base import Generator
 
 BACKENDS = ("hf", "vllm")
-DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass

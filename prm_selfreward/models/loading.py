@@ -20,8 +20,9 @@ from typing import Any
 
 from ..devices import resolve_device
 from ..errors import UserError
-from .config import DTYPES
 from .embedded import EMBEDDED_NAME, embedded_model_dir
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _OFFLINE_HINT = (

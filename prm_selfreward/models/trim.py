@@ -458,3 +458,72 @@ def read_trim_info(model_dir: str | Path) -> dict[str, Any] | None:
         return json.loads((Path(model_dir) / TRIM_INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+# ------------------------------------------------------------------------------- trimmed vocabulary
+
+
+def corpus_fingerprint(texts: list[str]) -> str:
+    """A short hash of a corpus: trimmed models built from different corpora are cached apart."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def trimmed_model_dir(
+    spec: str, data_dir: str | Path | None = None, cache: str | Path | None = None, verbose: bool = True
+) -> Path:
+    """The vocabulary-trimmed copy of model ``spec`` for the default corpus, trimming it first if needed.
+
+    ``embedded`` is trimmed beside the converted model (``models/trimmed-gemma-3-270m-<corpus hash>``; the
+    name must not match the conversion's ``.tmp-gemma-3-270m-*`` clean-up),
+    any other model under ``models/trimmed/``. Like the conversion: file-locked, built in a temporary
+    directory, its info file written last, renamed into place; an incomplete or outdated directory is
+    redone. Raises :class:`UserError` when the benchmark directory for the corpus is unavailable.
+    """
+    import hashlib
+
+    from ..data.benchmarks import resolve_data_dir
+    from .embedded import _DIR_NAME, EMBEDDED_NAME, cache_dir
+    from .loading import resolve_model_path
+
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise UserError(
+            "trim_vocab needs the benchmark directory for its corpus: set data_dir or $PRM_SR_DATA_DIR, "
+            "or turn model.trim_vocab off"
+        )
+    texts = default_corpus(root)
+    source = resolve_model_path(spec, cache)
+    if spec == EMBEDDED_NAME:
+        target = source.parent / f"trimmed-{_DIR_NAME}-{corpus_fingerprint(texts)}"
+    else:
+        name = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+        target = cache_dir(cache) / "models" / "trimmed" / f"{source.name}-{name}-{corpus_fingerprint(texts)}"
+
+    def complete() -> bool:
+        info = read_trim_info(target)
+        return info is not None and info.get("format_version") == TRIM_FORMAT_VERSION
+
+    if complete():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if complete():  # another process finished it while we waited
+            return target
+        for stale in target.parent.glob(f".tmp-{target.name}-*"):  # leftovers of killed runs; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():
+            shutil.rmtree(target)
+        if verbose:
+            print(f"Trimming the vocabulary of {spec} into {target} (once, ~1 min)")
+        report = trim_model(source, target, texts)
+        if verbose:
+            print(f"kept {report.kept:,} of {report.full_vocab:,} tokens; corpus texts not exact: {report.not_exact}")
+    return target

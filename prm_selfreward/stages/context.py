@@ -51,7 +51,7 @@ class RunContext:
         if self._base_spec is None:
             m = self.config.model
             if m.trim_vocab:
-                from ..models.embedded import trimmed_model_dir
+                from ..models.trim import trimmed_model_dir
 
                 self._base_spec = str(trimmed_model_dir(m.name, data_dir=self.config.data_dir))
             else:
