@@ -84,17 +84,22 @@ def test_message_without_previous_steps_says_so():
 
 
 @pytest.mark.parametrize(
-    "explanation,verdict,expected",
+    "explanation,verdict,verdict_first,expected",
     [
-        ("Step A computes 2 + 3 correctly.", 0, "Step A computes 2 + 3 correctly. [[A]]"),
-        ("  B is right.\n", 1, "B is right. [[B]]"),
-        ("", 1, "[[B]]"),
+        ("Step A computes 2 + 3 correctly.", 0, False, "Step A computes 2 + 3 correctly. [[A]]"),
+        ("  B is right.\n", 1, False, "B is right. [[B]]"),
+        ("", 1, False, "[[B]]"),
+        ("Step A computes 2 + 3 correctly.", 0, True, "[[A]] Step A computes 2 + 3 correctly."),
+        ("  B is right.\n", 1, True, "[[B]] B is right."),
+        ("", 0, True, "[[A]]"),
     ],
 )
-def test_target(explanation, verdict, expected):
-    target = pairwise_step_target(explanation, verdict)
+def test_target(explanation, verdict, verdict_first, expected):
+    target = pairwise_step_target(explanation, verdict, verdict_first)
     assert target == expected
     assert parse_verdict(target) == verdict
+    # verdict first: the logprob judge's reading point (prompt + "[[") is followed by the verdict letter
+    assert target.startswith(f"{VERDICT_OPENING}{'AB'[verdict]}") == (verdict_first or not explanation.strip())
 
 
 @pytest.mark.parametrize("verdict", [-1, 2, None, "A"])

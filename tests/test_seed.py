@@ -403,3 +403,13 @@ def test_eft_to_sft_targets_parse_back_to_the_verdict(built) -> None:
         # The explanation names the corrupted candidate by its label.
         bad = "B" if row["verdict"] == 0 else "A"
         assert f"Step {bad} " in row["explanation"]
+
+
+def test_eft_to_sft_verdict_first_puts_the_tag_where_the_logprob_judge_reads(built) -> None:
+    _, rows, _ = built
+    records = rows["eft_train"][:50]
+    for row, rec in zip(records, eft_to_sft(records, verdict_first=True), strict=True):
+        tag = "[[A]]" if row["verdict"] == 0 else "[[B]]"
+        assert rec["completion"] == f"{tag} {row['explanation'].strip()}"
+        assert parse_verdict(rec["completion"]) == row["verdict"]
+    assert [r["prompt"] for r in eft_to_sft(records, verdict_first=True)] == [r["prompt"] for r in eft_to_sft(records)]

@@ -112,6 +112,13 @@ class SeedConfig:
         help="Evaluation sets whose questions never enter the seed data (matched by normalised text).",
     )
     seed: int = option(0, help="Seed for the problem order, the corruption choices and the A/B order.")
+    eft_verdict_first: bool = option(
+        False,
+        help="EFT targets put the [[A]]/[[B]] verdict first and the explanation after it, so SFT trains the "
+        "token the logprob judge reads right after the prompt (the paper's order, explanation first, "
+        "teaches the generate judge; the logprob judge then reads a verdict where training put an "
+        "explanation).",
+    )
 
     def validate(self) -> None:
         for name, value in (
@@ -808,15 +815,16 @@ def eft_record(candidate: EFTCandidate, verdict: int) -> dict[str, Any]:
     }
 
 
-def eft_to_sft(records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+def eft_to_sft(records: Sequence[dict[str, Any]], verdict_first: bool = False) -> list[dict[str, str]]:
     """EFT records -> ``{prompt, completion}`` for the SFT trainer: the pairwise judge message (a
-    message, not chat-formatted) and the explanation followed by the ``[[A]]``/``[[B]]`` verdict."""
+    message, not chat-formatted) and the explanation followed by the ``[[A]]``/``[[B]]`` verdict (with
+    ``verdict_first``: the verdict, then the explanation; see :func:`pairwise_step_target`)."""
     from ..judges.prompts import pairwise_step_message, pairwise_step_target
 
     return [
         {
             "prompt": pairwise_step_message(r["question"], r["previous_steps"], r["step_a"], r["step_b"]),
-            "completion": pairwise_step_target(r["explanation"], int(r["verdict"])),
+            "completion": pairwise_step_target(r["explanation"], int(r["verdict"]), verdict_first),
         }
         for r in records
     ]

@@ -70,14 +70,18 @@ def pairwise_step_message(
     )
 
 
-def pairwise_step_target(explanation: str, verdict: int) -> str:
+def pairwise_step_target(explanation: str, verdict: int, verdict_first: bool = False) -> str:
     """The judge's answer for EFT training data: ``explanation`` then ``" [[A]]"`` (verdict 0) or
-    ``" [[B]]"`` (verdict 1). Raises ``ValueError`` for any other verdict."""
+    ``" [[B]]"`` (verdict 1), as the judge prompt asks; with ``verdict_first`` the tag first and the
+    explanation after it (``"[[A]] Step B ..."``), so the verdict token sits right after the prompt,
+    where the ``logprob`` judge reads it. Raises ``ValueError`` for any other verdict."""
     if verdict not in (0, 1):
         raise ValueError(f"a training verdict is 0 (A) or 1 (B), got {verdict!r}")
     tag = f"[[{VERDICT_LABELS[verdict]}]]"
     explanation = explanation.strip()
-    return f"{explanation} {tag}" if explanation else tag
+    if not explanation:
+        return tag
+    return f"{tag} {explanation}" if verdict_first else f"{explanation} {tag}"
 
 
 _DOUBLE = re.compile(r"\[\[\s*([AaBb])\s*\]\]")

@@ -111,7 +111,7 @@ def sft_records(run: RunContext) -> list[dict[str, Any]]:
         return ift + instruct_sft_records(run.layout.seed_dir)
     from ..data.seed import eft_to_sft
 
-    return ift + eft_to_sft(read_jsonl(run.layout.eft_train))
+    return ift + eft_to_sft(read_jsonl(run.layout.eft_train), verdict_first=run.config.seed_data.eft_verdict_first)
 
 
 def training_command(
