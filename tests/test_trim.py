@@ -200,6 +200,14 @@ def test_run_with_trim_vocab_starts_from_the_trimmed_copy(tiny_model_dir, tmp_pa
     off = loop.load_run_config(None, {"model": {"name": str(tiny_model_dir)}})
     assert loop.RunContext(tmp_path / "run2", off, log=lambda msg: None).model_spec(0) == str(tiny_model_dir)
 
+    # The corpus changes (a new package version, new data): a resumed run keeps its recorded M0, a new run
+    # trims anew.
+    with (data / "test.jsonl").open("a") as f:
+        f.write(json.dumps({"question": "Zebras quickly vexed the jumping fox."}) + "\n")
+    assert loop.RunContext(tmp_path / "run", config, log=lambda msg: None).model_spec(0) == spec
+    fresh = loop.RunContext(tmp_path / "run3", config, log=lambda msg: None).model_spec(0)
+    assert fresh != spec and read_trim_info(fresh)["not_exact"] == 0
+
 
 def test_trim_vocab_without_data_dir_is_a_user_error(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("PRM_SR_DATA_DIR", raising=False)

@@ -47,15 +47,24 @@ class RunContext:
         return str(self.layout.model(t))
 
     def base_model_spec(self) -> str:
-        """M0: the configured model, or its vocabulary-trimmed copy (made once, cached) with ``trim_vocab``."""
+        """M0: the configured model, or its vocabulary-trimmed copy (made once, cached) with ``trim_vocab``.
+
+        The trimmed copy's directory is recorded in the manifest (``base_model``) the first time, and a
+        resumed run keeps using it while it exists: the default corpus includes the package's own texts, so
+        a later version of the package may trim to a different directory, and one run must have one M0."""
         if self._base_spec is None:
             m = self.config.model
-            if m.trim_vocab:
+            recorded = self.manifest.data.get("base_model")
+            if not m.trim_vocab:
+                self._base_spec = m.name
+            elif isinstance(recorded, dict) and recorded.get("trim_vocab") and Path(recorded["path"]).is_dir():
+                self._base_spec = str(recorded["path"])
+            else:
                 from ..models.trim import trimmed_model_dir
 
                 self._base_spec = str(trimmed_model_dir(m.name, data_dir=self.config.data_dir))
-            else:
-                self._base_spec = m.name
+                self.manifest.data["base_model"] = {"name": m.name, "trim_vocab": True, "path": self._base_spec}
+                self.manifest.save()
         return self._base_spec
 
     def generator(self, t: int) -> Any:
