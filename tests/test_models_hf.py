@@ -21,24 +21,9 @@ GREEDY = GenerationParams(max_new_tokens=16)
 SAMPLE = GenerationParams(max_new_tokens=12, temperature=1.0, top_p=0.95)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's matrices are too small for threads to pay off; on a loaded machine waiting
-    threads make each op ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir):
-    """The tiny model and tokenizer, loaded once; each test wraps them in its own HFGenerator."""
-    from prm_selfreward.models import load_model_and_tokenizer
-
-    return load_model_and_tokenizer(tiny_model_dir)
 
 
 def make(loaded, **kwargs) -> HFGenerator:

@@ -22,19 +22,9 @@ PROMPTS = [
 CONTINUATIONS = [" The answer is 5.", " 72", " 2 + 3", " [[A]]", " \\boxed{5}.", " Step 2:"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir):
-    from prm_selfreward.models import load_model_and_tokenizer
-
-    return load_model_and_tokenizer(tiny_model_dir)
 
 
 def pair(loaded, **kwargs) -> tuple[HFGenerator, HFGenerator]:
