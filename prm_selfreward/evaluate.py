@@ -315,7 +315,7 @@ def evaluate(
 
     ``config.few_shot: auto`` is resolved for ``generator`` (:func:`resolve_few_shot`). With
     ``config.search_width > 0``, ``search`` (a :class:`~prm_selfreward.search.SearchConfig`, default: the
-    defaults with that width) and ``judge`` (a step judge, default: one from the default
+    defaults; its width, few-shot and seed are the eval's) and ``judge`` (a step judge, default: one from the default
     :class:`~prm_selfreward.judges.pairwise.StepJudgeConfig`) build the solutions;
     :func:`prm_selfreward.stages.eval_stage` passes the run's.
 
@@ -333,7 +333,9 @@ def evaluate(
     if config.search_width > 0:
         from .search import SearchConfig
 
-        search = search or SearchConfig(width=config.search_width, few_shot=int(config.few_shot), seed=config.seed)
+        # The eval's width, few-shot and seed; every other search setting from ``search``.
+        search = replace(search or SearchConfig(), width=config.search_width, few_shot=int(config.few_shot),
+                         seed=config.seed)
         if judge is None:
             from .judges.pairwise import PairwiseStepJudge, StepJudgeConfig
 

@@ -42,14 +42,11 @@ def eval_stage(
     few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
     config = replace(config, few_shot=few_shot)
     step_judge = None
-    search_config = None
     if config.search_width > 0:
-        search_config = replace(search or SearchConfig(), width=config.search_width, few_shot=few_shot,
-                                seed=config.seed)
         step_judge = PairwiseStepJudge.from_config(generator, judge or StepJudgeConfig(), solve_few_shot=few_shot)
     return evaluate(
         generator, config, out_dir, data_dir=data_dir, model_name=model_name, judge=step_judge,
-        search=search_config, show_progress=show_progress, model_id=model_id,
+        search=search, show_progress=show_progress, model_id=model_id,
     )
 
 
