@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text
+from .io import atomic_write_text, read_jsonl
 from .layout import RunLayout
 from .stats import PairedComparison, paired_by_key
 
@@ -109,19 +109,9 @@ def _summary_problem(summary: Any) -> str | None:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSON Lines file; a missing file or a torn last line (a killed writer) gives what
-    could be read."""
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return rows
-    for line in text.split("\n"):  # not splitlines(): a JSON string may hold U+2028
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    """The records of a JSON Lines file (:func:`~prm_selfreward.io.read_jsonl`: a torn or bad line is
+    skipped); a missing file gives none."""
+    return read_jsonl(path) if path.exists() else []
 
 
 def judge_item_key(row: dict[str, Any]) -> str:
