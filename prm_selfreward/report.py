@@ -116,7 +116,10 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def judge_item_key(row: dict[str, Any]) -> str:
     """A held-out judge row's identity: its question, previous steps and both candidates (so two runs'
-    judge evaluations match on the pairs they share, and one run's models match row by row)."""
+    judge evaluations match on the pairs they share, and one run's models match row by row). A row
+    published without its text (:mod:`prm_selfreward.publish`) is known by its ``row`` number."""
+    if "question" not in row and "step_a" not in row and "row" in row:
+        return f"row:{row['row']}"
     text = json.dumps([row.get("question"), row.get("previous_steps"), row.get("step_a"), row.get("step_b")])
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 

@@ -104,6 +104,47 @@ def test_iterate_smoke_interrupted_then_resumed(tmp_path, tiny_model_dir, data_d
     assert "| M2 |" in report and (run_dir / "report.png").exists()
     assert "## Pair audit" in report and "## Step judge by mode" in report and "## Paired differences" in report
 
+    _check_published(run_dir, tmp_path / "published")
+
+
+def _cli(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0, argv
+
+
+def _check_published(run_dir: Path, out: Path) -> None:
+    """`prm-sr publish` on the finished run: the run's layout and records, no prompt, no weights."""
+    _cli(["publish", str(run_dir), "--out", str(out)])
+    for name in ("report.md", "report.png", "manifest.json", "config.yaml", "seed/summary.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("model")) and not (out / "seed" / "eft_heldout.jsonl").exists()
+    published = sorted(p.relative_to(out) for p in out.rglob("*.jsonl"))
+    expected = sorted(p.relative_to(run_dir) for t in (0, 1, 2) for p in
+                      [*(run_dir / f"iter_{t}" / "eval").glob("*.jsonl"),
+                       *(run_dir / f"iter_{t}").glob("judge_eval*.jsonl")])
+    expected += [Path("iter_2/pairs.jsonl"), Path("iter_2/audit.jsonl")]
+    assert published == sorted(expected)
+    judge_text = ("question", "previous_steps", "step_a", "step_b", "explanation", "detail")
+    for rel in published:
+        original, copied = read_jsonl(run_dir / rel), read_jsonl(out / rel)
+        if rel.name.startswith("judge_eval"):
+            expected_rows = [{"row": i, **{k: v for k, v in r.items() if k not in judge_text}}
+                             for i, r in enumerate(original)]
+        else:
+            expected_rows = [{k: v for k, v in r.items() if k != "prompt"} for r in original]
+        assert copied == expected_rows, rel
+    texts = {r["prompt"] for r in read_jsonl(run_dir / "iter_0" / "eval" / "gsm8k.jsonl")}
+    texts |= {r["question"] for r in read_jsonl(run_dir / "seed" / "eft_heldout.jsonl")}
+    published_text = "".join(p.read_text() for p in out.rglob("*.jsonl"))
+    assert texts and not any(text in published_text for text in texts)
+    # Enough is kept to rebuild the report from the published folder alone.
+    before = (run_dir / "report.md").read_text()
+    (out / "report.md").unlink()
+    _cli(["report", str(out)])
+    rebuilt = (out / "report.md").read_text()
+    assert rebuilt.split("## Paired differences")[1] == before.split("## Paired differences")[1]
+
 
 def test_existing_run_needs_resume(tmp_path, tiny_model_dir, data_dir):
     config = smoke_config(tiny_model_dir, data_dir)

@@ -1,0 +1,95 @@
+"""Publish a run's small artifacts: what every model produced, without benchmark text or weights.
+
+A run directory holds the benchmark questions (in every eval record's and pair's ``prompt``), the seed
+solutions and the model weights. None of that belongs in a results folder committed beside the code:
+the questions keep their own licenses and are read again from the data directory, the weights are
+gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
+(:class:`~prm_selfreward.layout.RunLayout`), so anyone can re-grade every completion
+(``prm-sr check``), recompute every paired figure (:mod:`prm_selfreward.stats`) and rebuild the report
+(``prm-sr report``):
+
+========================================  =====================================================
+``report.md``, ``report.png``             as written by the run
+``manifest.json``, ``config.yaml``        every stage's status, wall time and result; the config
+``seed/summary.json``                     seed sizes, corruption kinds, the shortcut audit
+``iter_<t>/eval/summary.json``            accuracy per benchmark
+``iter_<t>/eval/<benchmark>.jsonl``       per problem: id, completion, extracted answer, gold,
+                                          verdict, tokens (``prompt`` dropped)
+``iter_<t>/judge_eval*.jsonl``            per held-out pair and mode: its ``row`` in
+                                          ``seed/eft_heldout.jsonl``, problem id, corruption kind,
+                                          gold verdict, prediction, probability, consistency
+``iter_<t>/pairs.jsonl``                  the step pairs' chosen and rejected steps, scores
+                                          (``prompt`` dropped: problem_id and step_index locate it)
+``iter_<t>/audit.jsonl``                  the pair audit's rollouts and outcomes (``prompt`` dropped)
+========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .io import JsonlErrors, atomic_write_text, json_dumps, read_jsonl
+from .layout import RunLayout
+
+DROPPED_FIELDS: frozenset[str] = frozenset({"prompt"})
+"""Fields of eval, pair and audit records that carry benchmark text (question, few-shot examples);
+every other field is model output or a figure."""
+
+JUDGE_TEXT_FIELDS: frozenset[str] = frozenset(
+    {"question", "previous_steps", "step_a", "step_b", "explanation", "detail"})
+"""Fields of a judged held-out row that come from the seed's reference solutions; the published row
+gets ``row``, its line in ``seed/eft_heldout.jsonl`` (0-based), instead."""
+
+
+def _strip(rows: Iterable[dict[str, Any]], judged: bool) -> list[dict[str, Any]]:
+    if judged:
+        return [{"row": i, **{k: v for k, v in r.items() if k not in JUDGE_TEXT_FIELDS}} for i, r in enumerate(rows)]
+    return [{k: v for k, v in r.items() if k not in DROPPED_FIELDS} for r in rows]
+
+
+def _copy_jsonl(src: Path, dst: Path) -> tuple[int, int]:
+    """(records written, malformed lines skipped: a torn tail of a stage still running, say)."""
+    errors = JsonlErrors()
+    rows = _strip(read_jsonl(src, errors), judged=src.name.startswith("judge_eval"))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dst, "".join(json_dumps(r) + "\n" for r in rows))
+    return len(rows), len(errors.errors)
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
+    """Copy ``run_dir``'s small artifacts into ``out_dir`` (created; files in it are overwritten).
+
+    Returns how many files and JSON Lines records were written, and how many malformed lines were
+    skipped (nonzero only for a file torn by a kill or still being written). Raises :class:`UserError` when
+    ``run_dir`` is not a run directory or ``out_dir`` lies inside it."""
+    run, out = RunLayout(Path(run_dir)), RunLayout(Path(out_dir))
+    if not run.manifest.exists():
+        raise UserError(f"{run_dir} is not a run directory (no manifest.json)")
+    if out.root.resolve().is_relative_to(run.root.resolve()):
+        raise UserError(f"--out {out_dir} lies inside the run directory {run_dir}; choose a folder outside it")
+    files = records = malformed = 0
+    for src, dst in [(run.report_md, out.report_md), (run.report_png, out.report_png),
+                     (run.manifest, out.manifest), (run.config, out.config),
+                     (run.seed_summary, out.seed_summary)]:
+        if src.exists():
+            _copy_file(src, dst)
+            files += 1
+    for t in run.iterations():
+        if run.eval_summary(t).exists():
+            _copy_file(run.eval_summary(t), out.eval_summary(t))
+            files += 1
+        jsonl = sorted(run.eval_dir(t).glob("*.jsonl")) + sorted(run.iter_dir(t).glob("judge_eval*.jsonl"))
+        jsonl += [p for p in (run.pairs(t), run.audit(t)) if p.exists()]
+        for src in jsonl:
+            written, bad = _copy_jsonl(src, out.root / src.relative_to(run.root))
+            records, malformed, files = records + written, malformed + bad, files + 1
+    return {"files": files, "records": records, "malformed_lines": malformed}
