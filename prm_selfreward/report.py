@@ -35,6 +35,8 @@ class ModelRow:
     search: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
     stage_times: dict[str, float] = field(default_factory=dict)
+    resumed_stages: set[str] = field(default_factory=set)
+    """Stages of ``stage_times`` that ran in more than one attempt (their time is the last attempt's)."""
     items: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @property
@@ -189,6 +191,8 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
                 row.stage_times[name.split("/", 1)[0]] = entry["wall_time_s"]
+                if _is_number(entry.get("attempts")) and entry["attempts"] > 1:
+                    row.resumed_stages.add(name.split("/", 1)[0])
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
     if damaged:
@@ -410,12 +414,16 @@ def markdown(
             row_total = sum(row.stage_times.values())
             run_totals[row.run] = run_totals.get(row.run, 0.0) + row_total
             cells = ([row.run] if multi else []) + [row.name]
-            cells += [f"{row.stage_times[s]:.0f}" if s in row.stage_times else "-" for s in stage_names]
+            cells += [f"{row.stage_times[s]:.0f}" + ("+" if s in row.resumed_stages else "") if s in row.stage_times
+                      else "-" for s in stage_names]
             cells.append(f"{row_total:.0f}")
             lines.append("| " + " | ".join(cells) + " |")
         for run, total in run_totals.items():
             label = f" ({run})" if multi else ""
             lines += ["", f"Total{label}, stages of the models above: {total:.0f} s = {total / 60:.0f} min."]
+        if any(row.resumed_stages for row in rows):
+            lines += ["", "+: the stage was interrupted and resumed; the time is its last attempt's only "
+                          "(a killed attempt leaves no end time), so the totals are lower bounds."]
     return "\n".join(lines) + "\n"
 
 

@@ -48,13 +48,20 @@ class Manifest:
         return self.stages.get(name, {}).get("result")
 
     def run(self, name: str, fn: Callable[[], T], log: Callable[[str], None] | None = None) -> T | Any:
-        """Run stage ``name`` unless it is already done; record status, wall time and its result."""
+        """Run stage ``name`` unless it is already done; record status, wall time and its result.
+
+        A stage resumed after an interruption records ``attempts`` (2 for one resume) and
+        ``first_started``; its ``wall_time_s`` is the last attempt's, since a killed attempt leaves
+        no end time."""
         if self.is_done(name):
             if log:
                 log(f"[dim]skip {name} (done)[/]")
             return self.result(name)
         entry = self.stages.setdefault(name, {})
         resumed = entry.get("status") == "running"
+        if resumed:  # the interrupted attempt's time is unknown: count attempts, keep the first start
+            entry["attempts"] = int(entry.get("attempts", 1)) + 1
+            entry.setdefault("first_started", entry.get("started"))
         entry.update(status="running", started=time.time())
         self.save()
         if log:

@@ -112,10 +112,15 @@ def test_manifest_skips_done_stages_and_reruns_interrupted(tmp_path):
         m.run("b", lambda: (_ for _ in ()).throw(RuntimeError("killed")))
     m2 = Manifest.load(tmp_path)
     assert m2.stages["b"]["status"] == "running"
+    first_start = m2.stages["b"]["started"]
     assert m2.run("a", lambda: calls.append("a again")) == {"n": 1}
     assert m2.run("b", lambda: calls.append("b") or 2) == 2
     assert calls == ["a", "b"]
-    assert Manifest.load(tmp_path).is_done("b")
+    done = Manifest.load(tmp_path)
+    assert done.is_done("b")
+    # The resumed stage says so: two attempts, the first one's start kept; a stage run once has neither.
+    assert done.stages["b"]["attempts"] == 2 and done.stages["b"]["first_started"] == first_start
+    assert "attempts" not in done.stages["a"] and "first_started" not in done.stages["a"]
 
 
 def test_configs_doc_names_every_key():

@@ -50,6 +50,7 @@ def test_report_table_and_plot(tmp_path):
     assert "| model | eval | judge_eval | pairs | search | total |" in text
     assert "| M2 | 102 | 5 | 1 | 60 | 168 |" in text  # per-model total of the stages that finished
     assert "Total, stages of the models above: 548 s = 9 min." in text
+    assert "+: the stage was interrupted" not in text  # nothing was resumed
     png = run / "report.png"
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -160,3 +161,13 @@ def test_report_two_runs_compared_on_shared_problems(tmp_path):
     text = (tmp_path / "cmp" / "report.md").read_text()
     assert "| b M1 | a M1 | gsm8k | 20 | 0.0 | 50.0 | **-50.0 [" in text
     assert "| b M1 | a M1 | judge logprob | 4 | 100.0 | 100.0 | +0.0 [" in text
+
+
+def test_report_marks_resumed_stages(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"]["eval/M1"].update(attempts=3, first_started=1.0)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert "| M1 | 101+ | 5 | 106 |" in text and "| M0 | 100 | 5 | 105 |" in text
+    assert "+: the stage was interrupted and resumed" in text
