@@ -427,6 +427,22 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def judge_series(rows: list[ModelRow]) -> dict[str | None, list[tuple[int, dict[str, Any]]]]:
+    """The judge panel's series for one run's rows: one per mode the run measured (``judge_eval.modes``,
+    keyed by mode), else the search's judge alone (key None); each a list of (t, accuracy summary)."""
+    modes = list(dict.fromkeys(m for r in rows if r.judge for m in (r.judge.get("modes") or {})))
+
+    def scored(s: Any) -> bool:
+        return isinstance(s, dict) and _is_number(s.get("accuracy"))
+
+    if not modes:
+        pts = [(r.t, r.judge) for r in rows if scored(r.judge)]
+        return {None: pts} if pts else {}
+    out = {m: [(r.t, r.judge["modes"][m]) for r in rows if r.judge and scored((r.judge.get("modes") or {}).get(m))]
+           for m in modes}
+    return {m: pts for m, pts in out.items() if pts}
+
+
 def plot(rows: list[ModelRow], path: str | Path) -> None:
     """Accuracy per benchmark (with 95% intervals), step-judge accuracy across iterations, and the
     paired differences with their intervals (a third panel, when there are any)."""
@@ -455,12 +471,16 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
                    [100 * (s["ci_high"] - s["accuracy"]) for _, s in pts]]
             label = f"{b}" if len(runs) == 1 else f"{run}: {b}"
             axes[0].errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
-        jp = [(r.t, r.judge) for r in mine if r.judge and r.judge.get("accuracy") is not None]
-        if jp:
+        series = judge_series(mine)
+        for k, (mode, jp) in enumerate(series.items()):
+            offset = 0.06 * (k - (len(series) - 1) / 2) + 0.02 * runs.index(run)
             ys = [100 * j["accuracy"] for _, j in jp]
-            err = [[100 * (j["accuracy"] - j.get("ci_low", j["accuracy"])) for _, j in jp],
-                   [100 * (j.get("ci_high", j["accuracy"]) - j["accuracy"]) for _, j in jp]]
-            axes[1].errorbar([t for t, _ in jp], ys, yerr=err, marker="s", capsize=3, label=run)
+            err = [[100 * (j["accuracy"] - (j.get("ci_low") if _is_number(j.get("ci_low")) else j["accuracy"]))
+                    for _, j in jp],
+                   [100 * ((j.get("ci_high") if _is_number(j.get("ci_high")) else j["accuracy"]) - j["accuracy"])
+                    for _, j in jp]]
+            label = " ".join(x for x in (run if len(runs) > 1 else None, mode) if x) or run
+            axes[1].errorbar([t + offset for t, _ in jp], ys, yerr=err, marker="s", capsize=3, label=label)
     axes[1].axhline(50, color="grey", linestyle=":", linewidth=1, label="chance (50%)")
     axes[0].set_title("Benchmark accuracy (greedy, 95% CI)")
     axes[1].set_title("Judge accuracy (held-out EFT pairs, 95% CI)")

@@ -171,3 +171,24 @@ def test_report_marks_resumed_stages(tmp_path):
     text = build_report(run).read_text()
     assert "| M1 | 101+ | 5 | 106 |" in text and "| M0 | 100 | 5 | 105 |" in text
     assert "+: the stage was interrupted and resumed" in text
+
+
+def test_judge_panel_has_one_series_per_measured_mode(tmp_path):
+    from prm_selfreward.report import judge_series
+
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    assert {k: [(t, s["accuracy"]) for t, s in v] for k, v in judge_series(collect(run)).items()} == \
+        {None: [(0, 0.5), (1, 0.6)]}  # no modes recorded: the search's judge alone
+    manifest = json.loads((run / "manifest.json").read_text())
+    for t, (lp, lk) in enumerate([(0.41, 0.86), (0.40, 0.89)]):
+        result = manifest["stages"][f"judge_eval/M{t}"]["result"]
+        result["modes"] = {"logprob": {"accuracy": lp, "ci_low": lp - 0.05, "ci_high": lp + 0.05, "total": 50},
+                           "likelihood": {"accuracy": lk, "ci_low": lk - 0.05, "ci_high": lk + 0.05, "total": 50}}
+    manifest["stages"]["judge_eval/M1"]["result"]["modes"]["generate"] = {"accuracy": 0.02, "ci_low": 0.0, "ci_high": 0.07,
+                                                                    "total": 10}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    series = judge_series(collect(run))
+    assert {k: [(t, s["accuracy"]) for t, s in v] for k, v in series.items()} == {
+        "logprob": [(0, 0.41), (1, 0.40)], "likelihood": [(0, 0.86), (1, 0.89)], "generate": [(1, 0.02)]}
+    build_report(run)
+    assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
