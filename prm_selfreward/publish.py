@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import JsonlErrors, atomic_write_text, json_dumps, read_jsonl
+from .io import JsonlErrors, read_jsonl, write_jsonl
 from .layout import RunLayout
 
 DROPPED_FIELDS: frozenset[str] = frozenset({"prompt"})
@@ -56,8 +56,7 @@ def _copy_jsonl(src: Path, dst: Path) -> tuple[int, int]:
     errors = JsonlErrors()
     rows = _strip(read_jsonl(src, errors), judged=src.name.startswith("judge_eval"))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(dst, "".join(json_dumps(r) + "\n" for r in rows))
-    return len(rows), len(errors.errors)
+    return write_jsonl(dst, rows), len(errors.errors)
 
 
 def _copy_file(src: Path, dst: Path) -> None:

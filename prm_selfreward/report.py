@@ -190,9 +190,10 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         row.audit = result(f"audit/M{t}")
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
-                row.stage_times[name.split("/", 1)[0]] = entry["wall_time_s"]
+                stage = name.split("/", 1)[0]
+                row.stage_times[stage] = entry["wall_time_s"]
                 if _is_number(entry.get("attempts")) and entry["attempts"] > 1:
-                    row.resumed_stages.add(name.split("/", 1)[0])
+                    row.resumed_stages.add(stage)
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
     if damaged:
