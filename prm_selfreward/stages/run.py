@@ -201,7 +201,7 @@ def load_problems(run: RunContext, t: int) -> list[Problem]:
 
 def search_steps(run: RunContext, t: int) -> dict[str, Any]:
     """Step search with M(t-1) as generator and judge; results appended per chunk (resumable)."""
-    from rich.progress import Progress
+    from ..progress import ProgressReporter
 
     problems = load_problems(run, t)
     run.iter_dir(t)
@@ -214,11 +214,10 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
         with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
             rows = parallel_search(pool, problems, c.search, c.judge, run.layout.search(t), model=model_id(run, t - 1))
         return search_summary([SearchResult.from_dict(r) for r in rows])
-    with Progress() as bar:
-        task = bar.add_task(f"search with M{t - 1}", total=len(problems))
+    with ProgressReporter(f"search/M{t} with M{t - 1}", len(problems), unit="problems") as bar:
         results, search = search_stage(
             run.generator(t - 1), problems, run.config.search, run.config.judge, run.layout.search(t),
-            on_chunk=lambda done, total: bar.update(task, completed=done), model=model_id(run, t - 1),
+            on_chunk=bar.on_search_chunk, on_round=bar.on_search_round, model=model_id(run, t - 1),
         )
     return {**search_summary(results), "resumed": search.resumed}
 
