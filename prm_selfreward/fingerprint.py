@@ -157,3 +157,16 @@ def search_made_by(config: Any, judge: Any, generator: Any, model: str) -> dict[
 
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _PAIR_FILTERS}
     return {"model": model, "search": settings, "judge": judge_identity(judge, generator)}
+
+
+def judge_made_by(judge: Any, model: str) -> dict[str, Any]:
+    """The settings a judged comparison (``prm-sr judge``, ``judge_eval/M<t>``) depends on: the model,
+    the step judge's mode and debiasing, and the budget (generate mode) or solving prompt's few-shot
+    count (likelihood mode) where the mode uses them. Chunk and batch sizes do not change a verdict."""
+    made: dict[str, Any] = {"model": model, "mode": judge.mode, "debias": judge.debias}
+    if judge.mode == "generate":
+        made["max_new_tokens"] = judge.max_new_tokens
+    if judge.mode == "likelihood":
+        made["solve_few_shot"] = judge.solve_few_shot
+    return made
+

@@ -79,6 +79,7 @@ def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
         run.generator(t), heldout_rows(run), c.judge, c.judge_eval.modes,
         lambda mode: run.layout.judge_eval(t, mode, primary=c.judge.mode),
         generate_limit=c.judge_eval.generate_limit, solve_few_shot=c.search.few_shot,
+        model=model_id(run, t), chunk_size=c.judge_eval.chunk_size,
     )
 
 
