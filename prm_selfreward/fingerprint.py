@@ -170,3 +170,11 @@ def judge_made_by(judge: Any, model: str) -> dict[str, Any]:
         made["solve_few_shot"] = judge.solve_few_shot
     return made
 
+
+def audit_made_by(config: Any, model: str) -> dict[str, Any]:
+    """The settings a pair-audit record depends on (``config`` is an ``AuditConfig``): the model and
+    every rollout setting. ``chunk_size`` counts: a chunk is one seeded generate call, so it decides
+    which samples each rollout gets. The number of pairs audited does not (records are per pair)."""
+    import dataclasses
+
+    return {"model": model, **{k: v for k, v in dataclasses.asdict(config).items() if k != "pairs"}}

@@ -238,7 +238,8 @@ def audit_pairs(run: RunContext, t: int) -> dict[str, Any]:
     from ..audit import audit_pairs as audit
 
     rows = read_jsonl(run.layout.pairs(t))
-    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t))
+    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t),
+                 model=model_id(run, t - 1), progress_label=f"audit/M{t} with M{t - 1}")
 
 
 def instruct_pairs(run: RunContext, t: int) -> dict[str, Any]:
