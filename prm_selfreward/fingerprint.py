@@ -1,8 +1,8 @@
 """What made a record: a fingerprint of the model and the settings, so a resume never reuses records
 that something else produced.
 
-A resumable stage (evaluation, step search) appends records and, on a re-run, skips the problems
-already there. Keyed by problem id alone, evaluating model B into model A's directory would generate
+A resumable stage (evaluation, step search, judging, the pair audit) appends records and, on a
+re-run, skips the items already there. Keyed by problem id alone, evaluating model B into model A's directory would generate
 nothing for B while its summary named B. So every appended record carries
 
 - ``made_by``: the model and the settings that decide its content (a small dict, readable), and
