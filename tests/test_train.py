@@ -468,7 +468,9 @@ def test_module_entry_point_trains_one_stage(tiny_model_dir, tmp_path, capsys):
     code = main(["dpo", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out),
                  "--config", str(run_config), "--set", "max_steps=1"])
     assert code == 0 and is_trained_model(out)
-    assert json.loads(capsys.readouterr().out)["steps"] == 1
+    shown = capsys.readouterr()
+    assert json.loads(shown.out)["steps"] == 1  # stdout is the result alone
+    assert "train DPO: done, 1/1 steps" in shown.err  # the progress went to stderr
     assert main(["sft", "--model", str(tiny_model_dir), "--data", str(tmp_path / "none.jsonl"),
                  "--out", str(tmp_path / "x")]) == 2
     assert main(["dpo", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "y"),
