@@ -3,7 +3,8 @@ reading and a JSON encoder that only ever writes standard JSON.
 
 Contracts (issue 17):
 
-- **Writes never replace what a path is.** A symlink is written through to its target (the link
+- **Writes never replace what a path is** (:func:`atomic_write_bytes`, :func:`atomic_write_text`,
+  :func:`atomic_copy`, and every writer built on them). A symlink is written through to its target (the link
   stays); a directory, FIFO, device or socket is refused with a :class:`UserError` before anything is
   written (:func:`check_output_path`, which commands also call on their ``-o`` paths up front). An
   existing target keeps its permission bits (and, where the process may, its owner); a new file gets
@@ -25,12 +26,13 @@ import glob
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import UserError
 
@@ -116,27 +118,20 @@ def _remove_stale_temps(target: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a killed run) sees the old file or the new one,
-    never a half-written one: write a temp file beside the target, fsync, then rename over it.
-
-    A symlink is written through (its target is replaced, the link kept); a special file or directory
-    raises :class:`UserError`; the target's permission bits are kept (a new file: ``0o666 & ~umask``).
-    Text that is not valid UTF-8 (a lone surrogate) raises before the target is touched. Temp files
-    that killed writers of the same target left behind are removed first.
-    """
+def _atomic_write(path: str | os.PathLike[str], fill: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` atomically: ``fill`` writes the content into a temp file beside the target,
+    which is fsynced and renamed over it (the contract of :func:`atomic_write_text`)."""
     target = _write_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         old = target.stat()
     except FileNotFoundError:
         old = None
-    data = text.encode("utf-8")
     _remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             if old is not None:
                 os.chmod(handle.fileno(), stat.S_IMODE(old.st_mode))
@@ -151,6 +146,40 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader (or a killed run) sees the old file or the new one,
+    never a half-written one: write a temp file beside the target, fsync, then rename over it.
+
+    A symlink is written through (its target is replaced, the link kept); a special file or directory
+    raises :class:`UserError`; the target's permission bits are kept (a new file: ``0o666 & ~umask``).
+    Temp files that killed writers of the same target left behind are removed first.
+    """
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` as UTF-8. Text that is not valid UTF-8 (a lone
+    surrogate) raises before the target is touched."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy the file ``src`` to ``dst`` through :func:`atomic_write_bytes`'s contract (streamed, not
+    read into memory): a kill leaves the old ``dst`` or the full copy, a symlink at ``dst`` is written
+    through. ``src`` must be a regular file (a symlink to one is followed); anything else raises
+    :class:`UserError` before ``dst`` is touched, so a FIFO never blocks the copy."""
+    src = Path(src)
+    try:
+        mode = src.stat().st_mode
+    except FileNotFoundError as exc:
+        raise UserError(f"cannot copy {str(src)!r}: it does not exist") from exc
+    what = _kind_of(mode)
+    if what is not None:
+        raise UserError(f"cannot copy {str(src)!r}: it is {what}, not a regular file")
+    with open(src, "rb") as source:
+        _atomic_write(dst, lambda handle: shutil.copyfileobj(source, handle, 1 << 20))
 
 
 # ---------------------------------------------------------------------------------------- JSON out

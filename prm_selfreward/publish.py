@@ -26,13 +26,12 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import JsonlErrors, read_jsonl, write_jsonl
+from .io import JsonlErrors, atomic_copy, read_jsonl, write_jsonl
 from .layout import RunLayout
 
 DROPPED_FIELDS: frozenset[str] = frozenset({"prompt"})
@@ -60,8 +59,8 @@ def _copy_jsonl(src: Path, dst: Path) -> tuple[int, int]:
 
 
 def _copy_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
+    # Atomic: a re-publish killed mid-copy leaves the old file or the new one, never half a PNG.
+    atomic_copy(src, dst)
 
 
 def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:

@@ -8,13 +8,14 @@ stats), so ``prm-sr report RUN_DIR`` rebuilds the report of a finished, running 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import atomic_write_text, read_jsonl
+from .io import atomic_write_bytes, atomic_write_text, read_jsonl
 from .layout import RunLayout
 from .stats import PairedComparison, paired_by_key
 
@@ -507,11 +508,10 @@ def plot(rows: list[ModelRow], path: str | Path) -> None:
         ax.set_title("Paired differences (Newcombe 95% CI)")
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, png.getvalue())  # a symlink named report.png is written through, not replaced
 
 
 def build_report(*run_dirs: str | Path, out_dir: str | Path | None = None) -> Path:

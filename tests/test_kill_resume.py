@@ -47,7 +47,7 @@ def _without_timing(value: object) -> object:
     return value
 
 
-# Names our writers give temp files: atomic writes (.NAME.XXXX.tmp), the plot (report.tmp.png), a
+# Names our writers give temp files: atomic writes (.NAME.XXXX.tmp, the plot included; older versions: report.tmp.png), a
 # model being trained (.model.partial).
 TEMP = re.compile(r"(^\..*\.tmp$)|(\.tmp\.png$)|(\.partial$)")
 

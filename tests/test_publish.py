@@ -53,3 +53,45 @@ def test_published_judge_rows_pair_by_row_number(tmp_path):
     cmp = paired_by_key(judge_items(tmp_path / "a.jsonl"), judge_items(tmp_path / "b.jsonl"))
     # Matched by file order the two would disagree on all four rows.
     assert (cmp.n, cmp.both, cmp.neither, cmp.only_first, cmp.only_second) == (4, 2, 2, 0, 0)
+
+
+def test_copies_are_atomic_and_write_through_a_symlink(tmp_path, monkeypatch):
+    """A publish killed mid-copy leaves the old file whole (no half PNG, no temp file); a symlink in the
+    output folder is written through, not replaced."""
+    import shutil
+
+    run = _run(tmp_path)
+    (run / "report.png").write_bytes(b"\x89PNG new plot")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.png").write_bytes(b"\x89PNG old plot")
+
+    def torn(src, dst, length=0):
+        dst.write(src.read(5))
+        raise KeyboardInterrupt  # a kill in the middle of the copy
+
+    monkeypatch.setattr(shutil, "copyfileobj", torn)
+    with pytest.raises(KeyboardInterrupt):
+        publish_run(run, out)
+    assert (out / "report.png").read_bytes() == b"\x89PNG old plot"
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.undo()
+
+    target = tmp_path / "site" / "manifest.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    (out / "manifest.json").symlink_to(target)
+    publish_run(run, out)
+    assert (out / "report.png").read_bytes() == b"\x89PNG new plot"
+    assert (out / "manifest.json").is_symlink() and json.loads(target.read_text()) == {"stages": {}}
+
+
+def test_a_special_source_file_is_refused_not_copied(tmp_path):
+    import os
+
+    from prm_selfreward.io import atomic_copy
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(UserError, match="is a FIFO"):
+        atomic_copy(tmp_path / "pipe", tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

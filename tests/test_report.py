@@ -192,3 +192,18 @@ def test_judge_panel_has_one_series_per_measured_mode(tmp_path):
         "logprob": [(0, 0.41), (1, 0.40)], "likelihood": [(0, 0.86), (1, 0.89)], "generate": [(1, 0.02)]}
     build_report(run)
     assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_png_written_through_a_symlink_keeps_the_link(tmp_path):
+    """A symlink named report.png (e.g. into a shared figures folder) stays a link: the plot is written
+    atomically into its target instead of a file replacing the link."""
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    shared = tmp_path / "figures" / "latest.png"
+    shared.parent.mkdir()
+    shared.write_bytes(b"old plot")
+    (run / "report.png").symlink_to(shared)
+    build_report(run)
+    assert (run / "report.png").is_symlink(), "the link was replaced by a file"
+    assert shared.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["latest.png"]  # no temp file left
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".") or "tmp" in p.name) == []
