@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .config import ConfigError, option
-
-if TYPE_CHECKING:
-    from .run_config import RunConfig
+from .models.config import ModelConfig
 
 
 @dataclass
@@ -69,7 +67,16 @@ def launcher_config_file(launcher: str | None) -> str | None:
     return None
 
 
-def check_training_launch(config: RunConfig) -> None:
+class TrainingSetup(Protocol):
+    """What :func:`check_training_launch` reads of a config (a ``RunConfig`` has it): typed here, not
+    by importing ``run_config``, which imports this module (no import circle)."""
+
+    cluster: ClusterConfig
+    model: ModelConfig
+    train_launcher: str | None
+
+
+def check_training_launch(config: TrainingSetup) -> None:
     """Raise :class:`ConfigError` when training could not use the GPUs the config gives it.
 
     A config with more than one GPU (``cluster.gpus_per_node x nodes``, or a tensor-parallel or
@@ -97,4 +104,4 @@ def check_training_launch(config: RunConfig) -> None:
         )
 
 
-__all__ = ["ClusterConfig", "check_training_launch", "launcher_config_file", "launcher_processes"]
+__all__ = ["ClusterConfig", "TrainingSetup", "check_training_launch", "launcher_config_file", "launcher_processes"]

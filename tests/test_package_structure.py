@@ -1,5 +1,11 @@
-"""Package structure: no import circles inside a package (imports inside functions count: a lazy import
-still ties two modules together), and no upward import from the lower layers into the stages."""
+"""Package structure: no import circle anywhere in ``prm_selfreward`` (imports inside functions and under
+``TYPE_CHECKING`` count: a lazy import still ties two modules together), and no upward import from the
+lower layers into the stages.
+
+The graph has an edge A -> B for every module B that A names in an import. ``from .pkg import name``
+is an edge to ``pkg.name`` when that is a module (``from . import tokens``), else to ``pkg``. Importing
+``pkg.sub`` also runs ``pkg/__init__.py``, but that implicit edge is left out: a package re-exporting
+its submodules would otherwise always be a circle with them."""
 
 from __future__ import annotations
 
@@ -21,6 +27,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+MODULE_FILES = {_module_name(p): p for p in ROOT.rglob("*.py")}
+
+
 def _imports(path: Path) -> set[str]:
     """Every prm_selfreward module ``path`` imports, anywhere in the file (absolute dotted names)."""
     here = _module_name(path).split(".")
@@ -35,33 +44,88 @@ def _imports(path: Path) -> set[str]:
                 target = node.module or ""
             if not target.startswith("prm_selfreward"):
                 continue
-            out.add(target)
-            out.update(f"{target}.{a.name}" for a in node.names)  # `from . import tokens`
+            for alias in node.names:  # `from . import tokens` imports the module tokens, not .
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in MODULE_FILES else target)
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.startswith("prm_selfreward"))
     return out
 
 
-MODULES = {_module_name(p): p for p in ROOT.rglob("*.py")}
+MODULES = MODULE_FILES
 GRAPH = {name: {m for m in _imports(path) if m in MODULES and m != name} for name, path in MODULES.items()}
 
 
-@pytest.mark.parametrize("package", ["prm_selfreward.models", "prm_selfreward.grading", "prm_selfreward.stages"])
-def test_no_import_circles_within(package):
-    inside = {m for m in GRAPH if m.startswith(package + ".")}
-    state: dict[str, int] = {}
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle per group of modules that import each other (the strongly connected components of
+    ``graph`` with more than one module, or a module importing itself), each as a path that closes."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
 
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(GRAPH[node] & inside):
-            assert state.get(nxt) != 1, f"import circle: {' -> '.join([*path, nxt])}"
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = 2
+    def connect(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph[node]:
+                groups.append(group)
 
-    for module in sorted(inside):
-        if module not in state:
-            visit(module, [module])
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    circles = []
+    for group in groups:
+        start = min(group)
+        path, seen = [start], {start}
+        while True:  # walk inside the group until the path closes
+            nxt = min(m for m in graph[path[-1]] if m in group)
+            path.append(nxt)
+            if nxt in seen:
+                break
+            seen.add(nxt)
+        circles.append(path[path.index(path[-1]):])
+    return circles
+
+
+def test_no_import_circle_anywhere_in_the_package():
+    circles = import_circles(GRAPH)
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
+
+
+@pytest.mark.parametrize("graph,expected", [
+    ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
+    ({"a": {"b"}, "b": {"a"}}, [["a", "b", "a"]]),
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c", "a"]]),
+    ({"a": {"a"}}, [["a", "a"]]),
+])
+def test_the_circle_finder_finds_circles(graph, expected):
+    assert import_circles(graph) == expected
+
+
+def test_the_graph_sees_lazy_and_type_checking_imports(tmp_path):
+    """What the test relies on: an import inside a function or under TYPE_CHECKING is an edge, and
+    ``from . import sub`` is an edge to the submodule."""
+    assert "prm_selfreward.train.common" in GRAPH["prm_selfreward.evaluate"]  # inside a function
+    assert "prm_selfreward.models.base" in GRAPH["prm_selfreward.models.config"]  # under TYPE_CHECKING
+    assert "prm_selfreward.models.tokens" in GRAPH["prm_selfreward.models.hf"]  # from . import tokens
+    assert "prm_selfreward.models" not in GRAPH["prm_selfreward.models.hf"]
+    assert len(GRAPH) == len(list(ROOT.rglob("*.py")))  # the whole package, every folder
 
 
 LOWER = ("prm_selfreward.models", "prm_selfreward.grading", "prm_selfreward.judges", "prm_selfreward.steps",
