@@ -24,7 +24,7 @@ from .fingerprint import check_made_by, eval_made_by, model_identity, stamp
 from .io import JsonlAppender, JsonlErrors, atomic_write_json, read_jsonl
 from .models.base import GenerationParams, Generator
 from .progress import ProgressReporter
-from .prompts import MAX_FEW_SHOT, SOLUTION_STOP, solve_prompt
+from .prompts import MAX_FEW_SHOT, SOLUTION_STOP, STEP_OPENER, solve_prompt
 from .records import EvalRecord, Problem
 from .stats import wilson_interval
 
@@ -32,8 +32,9 @@ DEFAULT_BENCHMARKS = ["gsm8k", "math500", "olympiadbench"]
 
 
 AUTO_FEW_SHOT = 3
-"""Worked examples ``few_shot: auto`` gives a base model (the embedded base model solves 0 of 20 GSM8K
-problems zero-shot and 7 of 100 with three examples); a model trained on the step format gets none."""
+"""Worked examples ``few_shot: auto`` gives a base model (embedded:gemma-3-270m, a base model, solves 0 of
+20 GSM8K problems zero-shot and 7 of 100 with three examples); a chat model (its tokenizer has a chat
+template) and a model trained on the step format get none."""
 
 
 @dataclass
@@ -45,8 +46,13 @@ class EvalConfig:
     )
     few_shot: int | str = option(
         "auto",
-        help="Worked examples before the problem (0-4), or auto: 3 for a base model, 0 for a model this "
-        "toolkit trained (it learnt the step format in SFT).",
+        help="Worked examples before the problem (0-4), or auto: 3 for a base model, 0 for a chat model "
+        "(its tokenizer has a chat template) and for a model this toolkit trained (it learnt the step format in SFT).",
+    )
+    open_step: bool | str = option(
+        "auto",
+        help="Open the answer with 'Step 1:' (the prompt ends with it; the recorded completion starts with it), "
+        "as the step search does; auto: on for a chat model, whose reply otherwise often starts in prose.",
     )
     max_new_tokens: int = option(512, minimum=1, help="Generation budget per solution.")
     samples: int = option(1, minimum=1, help="Samples per problem; >1 reports maj@K (as `correct`) and pass@K.")
@@ -64,20 +70,42 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.few_shot, str) and self.few_shot != "auto":
             raise ValueError(f"few_shot must be a number of examples or 'auto', got {self.few_shot!r}")
+        if isinstance(self.open_step, str) and self.open_step != "auto":
+            raise ValueError(f"open_step must be true, false or 'auto', got {self.open_step!r}")
         if isinstance(self.few_shot, int) and not 0 <= self.few_shot <= MAX_FEW_SHOT:
             raise ValueError(f"few_shot must be between 0 and {MAX_FEW_SHOT}, got {self.few_shot}")
         if self.search_width == 1:
             raise ValueError("search_width must be 0 (off) or at least 2 (a comparison needs two candidates)")
 
 
-def resolve_few_shot(few_shot: int | str, model: str) -> int:
-    """The worked-example count for ``model``: ``few_shot`` itself, or for ``auto`` none when ``model``
-    is a directory this toolkit trained (SFT taught it the step format) and :data:`AUTO_FEW_SHOT` else."""
+def resolve_few_shot(few_shot: int | str, model: str, chat: bool = False) -> int:
+    """The worked-example count for ``model``: ``few_shot`` itself, or for ``auto`` none when the model
+    is a chat model (``chat``: :func:`prm_selfreward.prompts.is_chat`) or a directory this toolkit
+    trained (SFT taught it the step format), and :data:`AUTO_FEW_SHOT` else."""
     if few_shot != "auto":
         return int(few_shot)
     from .train.common import is_trained_model
 
-    return 0 if model and is_trained_model(model) else AUTO_FEW_SHOT
+    return 0 if chat or (model and is_trained_model(model)) else AUTO_FEW_SHOT
+
+
+def resolve_open_step(open_step: bool | str, chat: bool) -> bool:
+    """``open_step`` itself, or for ``auto`` whether the model is a chat model."""
+    return chat if open_step == "auto" else bool(open_step)
+
+
+def resolve_prompting(config: EvalConfig, generator: Any) -> EvalConfig:
+    """``config`` with ``few_shot`` and ``open_step`` resolved for ``generator`` (``auto`` replaced)."""
+    from dataclasses import replace
+
+    from .prompts import is_chat
+
+    chat = is_chat(generator)
+    return replace(
+        config,
+        few_shot=resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "", chat),
+        open_step=resolve_open_step(config.open_step, chat),
+    )
 
 
 def majority_answer(
@@ -155,8 +183,9 @@ def _solve_chunk(
     generator: Generator, problems: list[Problem], config: EvalConfig, judge: Any = None, search: Any = None
 ) -> list[tuple[str, list[str], list[int]]]:
     """(prompt, texts, token counts) per problem: plain sampling, or step search when configured."""
-    few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
-    prompts = [solve_prompt(generator, p.question, few_shot) for p in problems]
+    config = resolve_prompting(config, generator)
+    opener = STEP_OPENER if config.open_step else ""
+    prompts = [solve_prompt(generator, p.question, int(config.few_shot)) + opener for p in problems]
     if config.search_width > 0:
         from .search import solve_with_search
 
@@ -174,8 +203,10 @@ def _solve_chunk(
         seed=config.seed,
     )
     outputs = generator.generate(prompts, n=config.samples, params=params)
+    # The opener is part of the answer: the recorded completion is the whole solution, "Step 1: ...".
     return [
-        (prompt, [c.text for c in comps], [c.completion_tokens for c in comps])
+        (prompt.removesuffix(opener) if opener else prompt, [opener + c.text for c in comps],
+         [c.completion_tokens for c in comps])
         for prompt, comps in zip(prompts, outputs, strict=True)
     ]
 
@@ -314,7 +345,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate on every configured benchmark; writes ``<bench>.jsonl`` and ``summary.json`` in ``out_dir``.
 
-    ``config.few_shot: auto`` is resolved for ``generator`` (:func:`resolve_few_shot`). With
+    ``config.few_shot`` and ``config.open_step`` ``auto`` are resolved for ``generator``
+    (:func:`resolve_prompting`). With
     ``config.search_width > 0``, ``search`` (a :class:`~prm_selfreward.search.SearchConfig`, default: the
     defaults; its width, few-shot and seed are the eval's) and ``judge`` (a step judge, default: one from the default
     :class:`~prm_selfreward.judges.pairwise.StepJudgeConfig`) build the solutions;
@@ -328,7 +360,7 @@ def evaluate(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = replace(config, few_shot=resolve_few_shot(config.few_shot, getattr(generator, "name", "") or ""))
+    config = resolve_prompting(config, generator)
     if config.search_width > 0:
         from .search import SearchConfig
 

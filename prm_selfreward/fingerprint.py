@@ -37,8 +37,14 @@ class StaleOutputError(UserError):
 
 def model_identity(spec: str | os.PathLike[str]) -> str:
     """How records name a model: an existing local path resolved to an absolute one, else the spec
-    itself (a hub id, ``embedded``, or a run-local name such as ``M2``)."""
+    itself (a hub id, or a run-local name such as ``M2``). ``embedded`` is named by the model it stands
+    for (``embedded:qwen2.5-coder-0.5b-instruct``), so records made with an earlier default are not
+    taken for the current one's."""
     text = os.fspath(spec)
+    if text == "embedded":
+        from .models.embedded import DEFAULT_EMBEDDED
+
+        return DEFAULT_EMBEDDED.spec
     if text and Path(text).exists():
         return str(Path(text).resolve())
     return text

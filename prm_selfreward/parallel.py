@@ -202,13 +202,22 @@ def parallel_eval(
     sharded, each shard evaluated by the same ``evaluate_benchmark`` into ``eval/shard-<k>-of-<n>/``,
     then merged in input order into ``<bench>.jsonl`` and ``summary.json`` as a single engine writes
     them. Returns the summary."""
-    from .evaluate import environment_versions, resolve_few_shot, select_problems, summarise
+    from .evaluate import (
+        environment_versions,
+        resolve_few_shot,
+        resolve_open_step,
+        select_problems,
+        summarise,
+    )
+    from .models.loading import resolve_model_path
+    from .models.tokens import has_chat_template
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = pool.cluster.data_parallel_size
-    few_shot = resolve_few_shot(config.few_shot, pool.spec)
-    config = replace(config, few_shot=few_shot)
+    chat = has_chat_template(resolve_model_path(pool.spec))
+    few_shot = resolve_few_shot(config.few_shot, pool.spec, chat)
+    config = replace(config, few_shot=few_shot, open_step=resolve_open_step(config.open_step, chat))
     search_dict = judge_dict = None
     if config.search_width > 0 and search is not None:
         search_dict = to_dict(replace(search, width=config.search_width, few_shot=few_shot, seed=config.seed))

@@ -227,9 +227,9 @@ class TokenCounter:
         try:
             from transformers import AutoTokenizer
 
-            from .models.embedded import EMBEDDED_NAME
+            from .models.embedded import is_embedded
 
-            if spec == EMBEDDED_NAME:
+            if is_embedded(spec):
                 from .models.loading import resolve_model_path
 
                 source: str = str(resolve_model_path(spec))

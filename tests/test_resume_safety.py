@@ -46,7 +46,7 @@ def test_fingerprint_is_order_independent_and_model_paths_resolve(tmp_path, monk
     (tmp_path / "m").mkdir()
     monkeypatch.chdir(tmp_path)
     assert model_identity("m") == model_identity(str(tmp_path / "m")) == str(tmp_path / "m")
-    assert model_identity("embedded") == "embedded"
+    assert model_identity("embedded") == "embedded:qwen2.5-coder-0.5b-instruct"
     assert "more" in describe_difference({f"k{i}": 0 for i in range(9)}, {})
 
 

@@ -6,7 +6,17 @@ Importing this package is cheap: torch, transformers and vLLM are imported when 
 from .base import Completion, GenerationParams, Generator, TokenUsage, truncate_at_stop
 from .budget import PromptBudget
 from .config import ModelConfig, load_generator, load_generator_from_config
-from .embedded import EMBEDDED_MODEL_ID, EMBEDDED_NAME, cache_dir, embedded_model_dir, is_converted
+from .embedded import (
+    EMBEDDED_MODEL_ID,
+    EMBEDDED_MODELS,
+    EMBEDDED_NAME,
+    EmbeddedModel,
+    cache_dir,
+    embedded_model,
+    embedded_model_dir,
+    is_converted,
+    is_embedded,
+)
 from .hf import HFGenerator
 from .loading import load_model_and_tokenizer, resolve_model_path
 from .scripted import ScriptedGenerator
@@ -14,7 +24,9 @@ from .vllm import VLLMConfig, VLLMGenerator, engine_kwargs, to_sampling_kwargs, 
 
 __all__ = [
     "EMBEDDED_MODEL_ID",
+    "EMBEDDED_MODELS",
     "EMBEDDED_NAME",
+    "EmbeddedModel",
     "Completion",
     "GenerationParams",
     "Generator",
@@ -25,9 +37,11 @@ __all__ = [
     "VLLMConfig",
     "VLLMGenerator",
     "cache_dir",
+    "embedded_model",
     "embedded_model_dir",
     "engine_kwargs",
     "is_converted",
+    "is_embedded",
     "ModelConfig",
     "load_generator",
     "load_generator_from_config",

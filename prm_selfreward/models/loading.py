@@ -2,7 +2,8 @@
 
 A *spec* is one of
 
-- ``embedded``: the built-in google/gemma-3-270m, converted once into the cache (see :mod:`.embedded`);
+- ``embedded``: the built-in Qwen2.5-Coder-0.5B-Instruct (``embedded:<key>`` names another built-in model,
+  e.g. ``embedded:gemma-3-270m``), converted once into the cache (see :mod:`.embedded`);
 - a local model directory (``config.json`` + weights + tokenizer, as ``save_pretrained`` writes it);
 - a Hugging Face Hub id such as ``Qwen/Qwen2.5-Math-7B`` (a real ``from_pretrained``; it needs network
   access or the model in the local Hub cache).
@@ -20,13 +21,13 @@ from typing import Any
 
 from ..devices import resolve_device
 from ..errors import UserError
-from .embedded import EMBEDDED_NAME, embedded_model_dir
+from .embedded import embedded_model_dir, is_embedded
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _OFFLINE_HINT = (
-    "offline, use 'embedded' (the built-in google/gemma-3-270m) or a local model directory "
+    "offline, use 'embedded' (the built-in Qwen2.5-Coder-0.5B-Instruct) or a local model directory "
     "(one written by save_pretrained)"
 )
 
@@ -59,8 +60,8 @@ def resolve_model_path(spec: str | os.PathLike[str], cache_dir: str | Path | Non
     spec = os.fspath(spec)
     if not spec.strip():
         raise UserError("empty model name: use 'embedded', a local model directory or a hub id")
-    if spec == EMBEDDED_NAME:
-        return embedded_model_dir(cache_dir)
+    if is_embedded(spec):
+        return embedded_model_dir(cache_dir, spec=spec)
     path = Path(spec).expanduser()
     if path.exists():
         return _check_model_dir(path.resolve(), spec)
@@ -126,7 +127,7 @@ def load_model_and_tokenizer(
 
     spec = os.fspath(spec)
     torch_type = torch_dtype(dtype)
-    is_hub = spec != EMBEDDED_NAME and not Path(spec).expanduser().exists() and _is_hub_id(spec)
+    is_hub = not is_embedded(spec) and not Path(spec).expanduser().exists() and _is_hub_id(spec)
     if is_hub:
         _snapshot(spec, ["config.json"])  # fail fast, with the offline alternatives, when unreachable
     source: str | Path = spec if is_hub else resolve_model_path(spec, cache_dir)

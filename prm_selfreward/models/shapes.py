@@ -61,9 +61,9 @@ class ModelShape:
 
 def read_model_config(spec: str) -> tuple[dict[str, Any], str]:
     """(the ``config.json`` of model ``spec``, where it was read). Raises UserError when none is found."""
-    from .embedded import EMBEDDED_NAME
+    from .embedded import is_embedded
 
-    if spec == EMBEDDED_NAME:
+    if is_embedded(spec):
         from .loading import resolve_model_path
 
         path = resolve_model_path(spec) / "config.json"

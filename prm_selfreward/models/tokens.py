@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -23,6 +24,21 @@ def format_prompt(tokenizer: Any, message: str) -> str:
             [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
         )
     return message
+
+
+def has_chat_template(model_dir: str | Path) -> bool:
+    """Whether the tokenizer saved in ``model_dir`` has a chat template (``chat_template.jinja`` or the
+    ``chat_template`` key of ``tokenizer_config.json``), read from the files without loading it."""
+    import json
+
+    path = Path(model_dir)
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("chat_template"))
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:

@@ -479,8 +479,8 @@ def trimmed_model_dir(
 ) -> Path:
     """The vocabulary-trimmed copy of model ``spec`` for the default corpus, trimming it first if needed.
 
-    ``embedded`` is trimmed beside the converted model (``models/trimmed-gemma-3-270m-<corpus hash>``; the
-    name must not match the conversion's ``.tmp-gemma-3-270m-*`` clean-up),
+    An embedded model is trimmed beside its converted directory (``models/trimmed-<key>-<corpus hash>``;
+    the name must not match the conversion's ``.tmp-<key>-*`` clean-up),
     any other model under ``models/trimmed/``. Like the conversion: file-locked, built in a temporary
     directory, its info file written last, renamed into place; an incomplete or outdated directory is
     redone. Raises :class:`UserError` when the benchmark directory for the corpus is unavailable.
@@ -488,7 +488,7 @@ def trimmed_model_dir(
     import hashlib
 
     from ..data.benchmarks import resolve_data_dir
-    from .embedded import _DIR_NAME, EMBEDDED_NAME, cache_dir
+    from .embedded import cache_dir, embedded_model, is_embedded
     from .loading import resolve_model_path
 
     root = resolve_data_dir(data_dir)
@@ -499,8 +499,8 @@ def trimmed_model_dir(
         )
     texts = default_corpus(root)
     source = resolve_model_path(spec, cache)
-    if spec == EMBEDDED_NAME:
-        target = source.parent / f"trimmed-{_DIR_NAME}-{corpus_fingerprint(texts)}"
+    if is_embedded(spec):
+        target = source.parent / f"trimmed-{embedded_model(spec).key}-{corpus_fingerprint(texts)}"
     else:
         name = hashlib.sha256(str(source).encode()).hexdigest()[:8]
         target = cache_dir(cache) / "models" / "trimmed" / f"{source.name}-{name}-{corpus_fingerprint(texts)}"

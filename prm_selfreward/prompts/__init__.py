@@ -21,6 +21,10 @@ SOLVE_INSTRUCTION = (
 MAX_FEW_SHOT = 4
 """Worked examples in ``prompts/fewshot_math.txt`` (a test keeps the two equal)."""
 
+STEP_OPENER = "Step 1:"
+"""What opens a solution (``eval.open_step``; the step search opens every step so): without it, a chat
+model often answers in prose before, or instead of, the step format."""
+
 # Where a base model would go on to invent the next few-shot problem: cut there.
 SOLUTION_STOP = ["\nProblem:", "\n\n\n"]
 
@@ -61,6 +65,20 @@ def solve_message(question: str, few_shot: int = 0) -> str:
         parts += [f"Problem: {ex.question}", "Solution:", ex.solution, ""]
     parts += [f"Problem: {question.strip()}", "Solution:", ""]
     return "\n".join(parts)
+
+
+_CHAT_PROBE = "\x00prm-sr-probe\x00"
+
+
+def is_chat(formatter: _Formatter | None) -> bool:
+    """Whether ``formatter`` (a Generator) wraps a message in a chat template: it renders a probe message
+    into something other than the message itself. Backend-agnostic; a scripted model is not a chat model."""
+    if formatter is None or not hasattr(formatter, "format_prompt"):
+        return False
+    try:
+        return formatter.format_prompt(_CHAT_PROBE) != _CHAT_PROBE
+    except Exception:  # a formatter that cannot render a probe is treated as template-less
+        return False
 
 
 def solve_prompt(formatter: _Formatter | None, question: str, few_shot: int = 0) -> str:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import EvalConfig, evaluate, resolve_few_shot
+from ..evaluate import EvalConfig, evaluate, resolve_prompting
 from ..judges.base import StepComparison
 from ..judges.pairwise import PairwiseStepJudge, StepJudgeConfig
 from ..search import SearchConfig
@@ -32,14 +32,14 @@ def eval_stage(
 ) -> dict[str, Any]:
     """Accuracy of ``generator`` on ``config.benchmarks``; writes ``<bench>.jsonl`` + ``summary.json``.
 
-    ``few_shot: auto`` is resolved for this model (see :func:`~prm_selfreward.evaluate.resolve_few_shot`)
-    and recorded in the summary as ``few_shot``. With ``search_width > 0`` solutions are built by the
+    ``few_shot`` and ``open_step`` ``auto`` are resolved for this model
+    (:func:`~prm_selfreward.evaluate.resolve_prompting`) and recorded in the summary. With ``search_width > 0`` solutions are built by the
     step search of ``search`` (its every setting; width and few-shot from ``config``) judged by the
     judge of ``judge``: the same search and judge the run trains with. ``model_id`` names the model in
     the records' fingerprint (default: ``model_name``; see :mod:`prm_selfreward.fingerprint`).
     """
-    few_shot = resolve_few_shot(config.few_shot, getattr(generator, "name", "") or "")
-    config = replace(config, few_shot=few_shot)
+    config = resolve_prompting(config, generator)
+    few_shot = int(config.few_shot)
     step_judge = None
     if config.search_width > 0:
         step_judge = PairwiseStepJudge.from_config(generator, judge or StepJudgeConfig(), solve_few_shot=few_shot)
