@@ -23,6 +23,7 @@ from .config import option
 from .fingerprint import check_made_by, eval_made_by, model_identity, stamp
 from .io import JsonlAppender, JsonlErrors, atomic_write_json, read_jsonl
 from .models.base import GenerationParams, Generator
+from .progress import ProgressReporter
 from .prompts import MAX_FEW_SHOT, SOLUTION_STOP, STEP_OPENER, solve_prompt
 from .records import EvalRecord, Problem
 from .stats import wilson_interval
@@ -264,7 +265,7 @@ def evaluate_benchmark(
     config: EvalConfig,
     out_path: str | Path,
     judge: Any = None,
-    progress: Callable[[int], None] | None = None,
+    progress_label: str | None = None,
     search: Any = None,
     made_by: dict[str, Any] | None = None,
 ) -> BenchmarkSummary:
@@ -274,7 +275,8 @@ def evaluate_benchmark(
     ``config`` with no model name) and its fingerprint; records already in ``out_path`` from another
     model or other settings raise :class:`~prm_selfreward.fingerprint.StaleOutputError` before any
     generation. A torn last line is kept if complete, cut otherwise (counted in ``resumed``).
-    Returns the summary over every problem of ``problems`` (earlier runs' records included).
+    With ``progress_label`` the problems' progress is reported under it (:class:`~prm_selfreward.progress.ProgressReporter`:
+    a bar on a terminal, plain lines in a log). Returns the summary over every problem of ``problems`` (earlier runs' records included).
     """
     out_path = Path(out_path)
     made_by = made_by if made_by is not None else eval_made_by(config, "")
@@ -289,9 +291,9 @@ def evaluate_benchmark(
             done[rec.id] = rec
     wanted = {p.id for p in problems}
     todo = [p for p in problems if p.id not in done]
-    if progress is not None and len(problems) > len(todo):
-        progress(len(problems) - len(todo))
-    with JsonlAppender(out_path) as out:
+    reporter = ProgressReporter(progress_label or "", len(problems), unit="problems",
+                                done=len(problems) - len(todo), enabled=progress_label is not None)
+    with JsonlAppender(out_path) as out, reporter:
         for i in range(0, len(todo), max(1, config.chunk_size)):
             chunk = todo[i : i + config.chunk_size]
             for problem, (prompt, texts, tokens) in zip(
@@ -300,8 +302,7 @@ def evaluate_benchmark(
                 rec = _record(problem, prompt, texts, tokens, config, made_by)
                 out.append(rec.to_dict())
                 done[rec.id] = rec
-            if progress is not None:
-                progress(len(chunk))
+            reporter.advance(len(chunk))
     records = [done[p.id] for p in problems if p.id in wanted]
     benchmark = problems[0].benchmark if problems else ""
     summary = summarise(benchmark, records, config.samples, time.perf_counter() - start)
@@ -357,8 +358,6 @@ def evaluate(
     """
     from dataclasses import replace
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = resolve_prompting(config, generator)
@@ -380,21 +379,13 @@ def evaluate(
         if path.exists():
             check_made_by(path, read_jsonl(path), made_by)
     problem_sets = {name: select_problems(name, config, data_dir) for name in config.benchmarks}
-    with Progress(
-        TextColumn("[bold]eval {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not show_progress,
-        transient=False,
-    ) as bar:
-        for name, problems in problem_sets.items():
-            task = bar.add_task(name, total=len(problems))
-            summary = evaluate_benchmark(
-                generator, problems, config, out_dir / f"{name}.jsonl", judge,
-                progress=lambda k, task=task: bar.advance(task, k), search=search, made_by=made_by,
-            )
-            summaries[name] = summary.to_dict()
+    for name, problems in problem_sets.items():
+        summary = evaluate_benchmark(
+            generator, problems, config, out_dir / f"{name}.jsonl", judge,
+            progress_label=" ".join(x for x in ("eval", Path(model_name).name, name) if x) if show_progress else None,
+            search=search, made_by=made_by,
+        )
+        summaries[name] = summary.to_dict()
     result = {
         "model": model_name,
         "benchmarks": summaries,

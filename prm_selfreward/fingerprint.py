@@ -1,8 +1,8 @@
 """What made a record: a fingerprint of the model and the settings, so a resume never reuses records
 that something else produced.
 
-A resumable stage (evaluation, step search) appends records and, on a re-run, skips the problems
-already there. Keyed by problem id alone, evaluating model B into model A's directory would generate
+A resumable stage (evaluation, step search, judging, the pair audit) appends records and, on a
+re-run, skips the items already there. Keyed by problem id alone, evaluating model B into model A's directory would generate
 nothing for B while its summary named B. So every appended record carries
 
 - ``made_by``: the model and the settings that decide its content (a small dict, readable), and
@@ -163,3 +163,24 @@ def search_made_by(config: Any, judge: Any, generator: Any, model: str) -> dict[
 
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _PAIR_FILTERS}
     return {"model": model, "search": settings, "judge": judge_identity(judge, generator)}
+
+
+def judge_made_by(judge: Any, model: str) -> dict[str, Any]:
+    """The settings a judged comparison (``prm-sr judge``, ``judge_eval/M<t>``) depends on: the model,
+    the step judge's mode and debiasing, and the budget (generate mode) or solving prompt's few-shot
+    count (likelihood mode) where the mode uses them. Chunk and batch sizes do not change a verdict."""
+    made: dict[str, Any] = {"model": model, "mode": judge.mode, "debias": judge.debias}
+    if judge.mode == "generate":
+        made["max_new_tokens"] = judge.max_new_tokens
+    if judge.mode == "likelihood":
+        made["solve_few_shot"] = judge.solve_few_shot
+    return made
+
+
+def audit_made_by(config: Any, model: str) -> dict[str, Any]:
+    """The settings a pair-audit record depends on (``config`` is an ``AuditConfig``): the model and
+    every rollout setting. ``chunk_size`` counts: a chunk is one seeded generate call, so it decides
+    which samples each rollout gets. The number of pairs audited does not (records are per pair)."""
+    import dataclasses
+
+    return {"model": model, **{k: v for k, v in dataclasses.asdict(config).items() if k != "pairs"}}

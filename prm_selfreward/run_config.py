@@ -44,6 +44,11 @@ class JudgeEvalConfig:
         help="generate mode scores only the first N of the scored pairs (it decodes an explanation per "
         "order, several times slower than the others); 0 = all of them.",
     )
+    chunk_size: int = option(
+        32, minimum=1,
+        help="Pairs per judge call; the judged rows are appended after each, so a killed stage resumes "
+        "from the last chunk (verdicts do not depend on it).",
+    )
 
 
 @dataclass

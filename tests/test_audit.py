@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from prm_selfreward.audit import AuditConfig, audit_pairs, outcome, sample_pairs
+from prm_selfreward.fingerprint import StaleOutputError
 from prm_selfreward.models.scripted import ScriptedGenerator
 from prm_selfreward.records import Problem
 
@@ -60,3 +62,85 @@ def test_sample_is_seeded_and_in_file_order() -> None:
     assert a == b and [r["i"] for r in a] == sorted(r["i"] for r in a)
     assert sample_pairs(rows, 5, seed=4) != a
     assert sample_pairs(rows, 99, seed=0) == rows
+
+
+# --------------------------------------------------------------- written as it goes, resumable (issue 24)
+
+
+class Killed(Exception):
+    pass
+
+
+def sampling(fail_after: int | None = None) -> ScriptedGenerator:
+    """Rollouts that depend on the call's seed and the prompt's place in the batch (as a batched
+    sampler's would), so a resumed audit matches only if it redraws whole chunks with their seeds;
+    raises ``Killed`` on the generate call after ``fail_after``."""
+    calls = {"n": 0, "seen": 0}
+
+    def generate(prompt: str, n: int, params) -> list[str]:
+        calls["seen"] += 1
+        value = prompt.rsplit("= ", 1)[-1].split()[0].rstrip(".")
+        return [f"Step 2: The answer is \\boxed{{{value if (params.seed + calls['seen'] + j) % 3 else 0}}}."
+                for j in range(n)]
+
+    gen = ScriptedGenerator(generate_fn=generate)
+    original = gen.generate
+
+    def counted(prompts, n=1, params=None):
+        if fail_after is not None and len(gen.generate_calls) >= fail_after:
+            raise Killed
+        calls["seen"] = 0  # position in this call's batch
+        return original(prompts, n=n, params=params)
+
+    gen.generate = counted  # type: ignore[method-assign]
+    return gen
+
+
+MANY = [Problem(f"p{i}", f"What is {i} + {i}?", [str(2 * i)], "gsm8k") for i in range(12)]
+ROWS = [pair(i, f" {i} + {i} = {2 * i}.\n", f" {i} + {i} = {2 * i + 1}.\n") for i in range(12)]
+CONFIG = AuditConfig(pairs=10, rollouts=3, chunk_size=3)
+
+
+def test_a_killed_audit_resumes_to_the_uninterrupted_records(tmp_path) -> None:
+    whole, killed = tmp_path / "whole.jsonl", tmp_path / "killed.jsonl"
+    expected = audit_pairs(sampling(), ROWS, MANY, CONFIG, whole, model="M1", progress_label=None)
+    with pytest.raises(Killed):
+        audit_pairs(sampling(fail_after=2), ROWS, MANY, CONFIG, killed, model="M1", progress_label=None)
+    lines = killed.read_text().splitlines()
+    assert len(lines) == 6
+    killed.write_text("\n".join(lines[:5]) + "\n")  # as if the kill landed inside the second chunk
+    gen = sampling()
+    summary = audit_pairs(gen, ROWS, MANY, CONFIG, killed, model="M1", progress_label=None)
+    assert summary.pop("resumed")["records"] == 5
+    assert summary == expected
+    assert killed.read_text() == whole.read_text()
+    assert len(gen.generate_calls) == 3  # chunk 2 redrawn whole (its seed and batch), chunks 3 and 4
+    assert [json.loads(line)["row"] for line in whole.read_text().splitlines()] == sorted(
+        json.loads(line)["row"] for line in whole.read_text().splitlines())
+
+
+@pytest.mark.parametrize("cut,kept", [(1, 0), (0, 1)])
+def test_a_torn_last_audit_record_is_cut_or_kept(tmp_path, cut, kept) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit_pairs(sampling(), ROWS, MANY, CONFIG, path, model="M1", progress_label=None)
+    whole = path.read_text()
+    path.write_text(whole[: whole.rindex("{") + 30] if cut else whole[:-1])
+    summary = audit_pairs(sampling(), ROWS, MANY, CONFIG, path, model="M1", progress_label=None)
+    assert (summary["resumed"]["torn_tail_cut"], summary["resumed"]["torn_tail_kept"]) == (cut, kept)
+    assert path.read_text() == whole
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"model": "M2"}, "model: 'M1' in the file, 'M2' now"),
+    ({"config": AuditConfig(pairs=10, rollouts=4, chunk_size=3)}, "rollouts: 3 in the file, 4 now"),
+    ({"config": AuditConfig(pairs=10, rollouts=3, chunk_size=5)}, "chunk_size: 3 in the file, 5 now"),
+    ({"rows": [pair(i, " other\n", " steps\n") for i in range(12)]}, "was made for another input item"),
+])
+def test_an_audit_of_other_settings_or_pairs_is_not_resumed(tmp_path, change, message) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit_pairs(sampling(), ROWS, MANY, CONFIG, path, model="M1", progress_label=None)
+    before = path.read_text()
+    with pytest.raises(StaleOutputError, match=re.escape(message)):
+        audit_pairs(sampling(), change.get("rows", ROWS), MANY, change.get("config", CONFIG), path,
+                    model=change.get("model", "M1"), progress_label=None)
+    assert path.read_text() == before

@@ -90,3 +90,33 @@ def test_judge_command_matches_the_loops_judge_eval_stage(run, tmp_path):
     assert len(cmd_rows) == len(loop_rows) == result["total"] > 0
     assert [r["verdict"] for r in cmd_rows] == [r["predicted"] for r in loop_rows]
     assert [r["probability"] for r in cmd_rows] == pytest.approx([r["probability"] for r in loop_rows])
+
+
+def test_every_long_stage_reports_progress_in_a_log(run, data_dir, capsys):
+    """Run as `nohup prm-sr iterate ... > log` runs them (stdout no terminal): each long stage writes plain
+    progress lines under its name, from its start to its end."""
+    import re
+
+    from prm_selfreward.audit import AuditConfig
+
+    problems = load_benchmark("gsm8k", split="train", data_dir=data_dir, limit=2)
+    run.iter_dir(2)
+    write_jsonl(run.layout.problems(2), [p.to_dict() for p in problems])
+    run.manifest.stages["train/M1 (SFT)"] = {"status": "done", "result": {"skipped": "test", "model": run.config.model.name}}
+    run.config.audit = AuditConfig(pairs=2, rollouts=1, max_new_tokens=8)
+    S.build_seed(run)
+    S.evaluate_model(run, 0)
+    S.evaluate_judge(run, 0)
+    S.search_steps(run, 2)
+    S.build_pairs(run, 2)
+    assert read_jsonl(run.layout.pairs(2)), "the audit needs pairs to audit"
+    S.audit_pairs(run, 2)
+    shown = capsys.readouterr().out
+    lines = re.findall(r"^\d\d:\d\d:\d\d (.+?): (.*)$", shown, re.M)
+    labels = {label for label, _ in lines}
+    expected = {"eval M0 gsm8k", "judge_eval likelihood", "search/M2 with M1", "audit/M2 with M1"}
+    assert expected <= labels, shown
+    for label in expected:
+        mine = [text for name, text in lines if name == label]
+        assert mine[0].startswith("started, ") and mine[-1].startswith("done, "), mine
+        assert any(re.search(r"\d+/\d+ \w+ \(\d+%\), .*elapsed \d+s, ETA ", text) for text in mine), mine

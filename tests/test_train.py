@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -467,8 +468,50 @@ def test_module_entry_point_trains_one_stage(tiny_model_dir, tmp_path, capsys):
     code = main(["dpo", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out),
                  "--config", str(run_config), "--set", "max_steps=1"])
     assert code == 0 and is_trained_model(out)
-    assert json.loads(capsys.readouterr().out)["steps"] == 1
+    shown = capsys.readouterr()
+    assert json.loads(shown.out)["steps"] == 1  # stdout is the result alone
+    assert "train DPO: done, 1/1 steps" in shown.err  # the progress went to stderr
     assert main(["sft", "--model", str(tiny_model_dir), "--data", str(tmp_path / "none.jsonl"),
                  "--out", str(tmp_path / "x")]) == 2
     assert main(["dpo", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "y"),
                  "--set", "lerning_rate=1"]) == 2
+
+
+# ------------------------------------------------------------------- progress in a log (issue 24)
+
+
+def _progress_lines(text: str, label: str) -> list[str]:
+    import re
+
+    return [m[1] for m in re.finditer(rf"^\d\d:\d\d:\d\d {re.escape(label)}: (.*)$", text, re.M)]
+
+
+@pytest.mark.parametrize("kind", ["sft", "dpo"])
+def test_training_reports_its_steps_when_stdout_is_not_a_terminal(tiny_model_dir, tmp_path, capsys, kind):
+    """pytest's captured stdout is no terminal, as a `nohup ... > log` file is not: plain lines with the
+    optimizer steps done/total, rate, ETA and the last loss, from a TrainerCallback."""
+    if kind == "sft":
+        train_sft(tiny_model_dir, SFT_RECORDS, tmp_path / "m", SFTTrainConfig(**{**FAST, "max_steps": 3}))
+    else:
+        train_step_dpo(tiny_model_dir, PAIRS, tmp_path / "m", DPOTrainConfig(**{**FAST, "max_steps": 3}))
+    lines = _progress_lines(capsys.readouterr().out, f"train {kind.upper()}")
+    assert lines[0] == "started, 3 steps", lines
+    assert lines[-1].startswith("done, 3/3 steps in "), lines
+    steps = [line for line in lines if re.match(r"\d/3 steps \(\d+%\), [\d.]+ steps/(s|min), elapsed \d+s, ETA ", line)]
+    assert [s.split("/")[0] for s in steps] == ["1", "2", "3"], lines
+    assert "loss " in steps[-1] or "loss " in steps[-2], lines  # logging_steps decides which step has a loss
+
+
+def test_a_failed_training_ends_its_progress_report(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from transformers import Trainer
+
+    def broken(self, *args, **kwargs):  # fails after the callbacks heard the training begin
+        self.state.max_steps = 1
+        self.callback_handler.on_train_begin(self.args, self.state, self.control)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Trainer, "train", broken)
+    with pytest.raises(RuntimeError):
+        train_sft(tiny_model_dir, SFT_RECORDS, tmp_path / "m", SFTTrainConfig(**FAST))
+    lines = _progress_lines(capsys.readouterr().out, "train SFT")
+    assert lines[-1] == "stopped at 0/1 steps after 0s (RuntimeError)", lines

@@ -6,7 +6,13 @@ Every well-formed record is written back, in input order, with ``verdict`` (0, 1
 ``probability`` and ``consistent`` added. EFT records (``eft_heldout.jsonl`` of the seed data) carry
 their gold answer as ``verdict``; when a record has no ``label``, its input ``verdict`` (0 or 1) is
 kept as ``label`` before the judge's verdict replaces it, so the held-out set works as it is. Malformed lines are reported with their line numbers and
-skipped. All comparisons go to the judge in one ``compare`` call (the judge chunks by --batch-size).
+skipped.
+
+Comparisons are judged ``--chunk-size`` at a time and written as they are judged. With ``--output``
+the file is resumable: a killed run keeps every judged chunk, and a re-run judges only the records
+not yet there (:func:`prm_selfreward.stages.judge_rows_to_jsonl`: records made by another model or
+judge setting, or for another input, are an error; ``--overwrite`` starts over). Progress lines go
+to stdout, or to stderr when the records do.
 """
 
 from __future__ import annotations
@@ -49,6 +55,14 @@ def accuracy_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _output_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A judged row as the command writes it: the judge's verdict as ``verdict``, no ``p_a``."""
+    row = dict(row)
+    row["verdict"] = row.pop("predicted")
+    row.pop("p_a", None)
+    return row
+
+
 C = "judge"
 
 
@@ -64,15 +78,22 @@ def judge_command(
     max_new_tokens: int | None = config_option(C, "max_new_tokens", "judge.max_new_tokens", "--max-new-tokens"),
     solve_few_shot: int | None = config_option(C, "solve_few_shot", "judge.solve_few_shot", "--solve-few-shot"),
     backend: str | None = config_option(C, "backend", "model.backend", "--backend"),
+    chunk_size: int = typer.Option(
+        32, "--chunk-size", min=1, help="Comparisons per judge call; records are written after each."
+    ),
+    overwrite: bool = typer.Option(False, help="Start over instead of resuming an existing --output."),
     config: Path | None = config_file_option(),
     set_: list[str] = set_option(),
 ) -> None:
     """Judge which of two candidate next steps is better, for each record of a JSON Lines file."""
     from rich.console import Console
 
-    from ..io import JsonlErrors, iter_jsonl, json_dumps, write_jsonl
+    from ..fingerprint import model_identity
+    from ..io import JsonlErrors, iter_jsonl, json_dumps
+    from ..judges.pairwise import PairwiseStepJudge
     from ..models.config import load_generator_from_config
-    from ..stages import judge_rows
+    from ..progress import ProgressReporter
+    from ..stages import judge_rows_to_jsonl, judged
 
     console = Console(stderr=True, soft_wrap=True)
     cfg = resolve_command_config(C, config, set_, dict(locals()))
@@ -80,6 +101,8 @@ def judge_command(
         raise UserError(f"input file {str(input)!r} does not exist")
     if output is not None:
         check_output_path(output)
+        if output.exists() and output.resolve() == input.resolve():
+            raise UserError("--output must differ from --input")
 
     errors = JsonlErrors()
     rows: list[dict[str, Any]] = []
@@ -100,27 +123,37 @@ def judge_command(
         raise UserError(f"no usable records in {input} (each needs {', '.join(REQUIRED)})")
 
     generator = load_generator_from_config(cfg.model, seed=cfg.seed)
-    with console.status(f"judging {len(rows)} comparison(s) ({cfg.judge.mode})"):
-        judged, judge = judge_rows(generator, rows, cfg.judge, solve_few_shot=cfg.search.few_shot)
-    # Each row carries its input line: skipped lines make output row i differ from input line i.
-    out_rows = []
-    for r, n in zip(judged, lines, strict=True):
-        r = {**r, "input_line": n}
-        r["verdict"] = r.pop("predicted")
-        r.pop("p_a", None)
-        out_rows.append(r)
+    label = f"judge {cfg.judge.mode}"
     if output is not None:
-        write_jsonl(output, out_rows)
-        console.print(f"wrote {len(out_rows)} judgment(s) to {output}", highlight=False)
+        if overwrite:
+            output.unlink(missing_ok=True)
+        # Each row carries its input line (skipped lines make output row i differ from input line i); it
+        # is also the key a resumed run matches records by.
+        out_rows, judge, resumed = judge_rows_to_jsonl(
+            generator, rows, cfg.judge, output, keys=lines, key="input_line", shape=_output_row,
+            solve_few_shot=cfg.search.few_shot, model=model_identity(cfg.model.name), chunk_size=chunk_size,
+            progress_label=label,
+        )
+        reused = f" ({resumed['records']} found done and kept)" if resumed["records"] else ""
+        console.print(f"wrote {len(out_rows)} judgment(s) to {output}{reused}", highlight=False)
     else:
-        for row in out_rows:
-            sys.stdout.write(json_dumps(row) + "\n")
-        sys.stdout.flush()
+        judge = PairwiseStepJudge.from_config(generator, cfg.judge, solve_few_shot=cfg.search.few_shot)
+        out_rows = []
+        # Records stream to stdout as they are judged; progress goes to stderr, out of their way.
+        with ProgressReporter(label, len(rows), unit="comparisons", stream=sys.stderr) as bar:
+            for start in range(0, len(rows), chunk_size):
+                chunk = judged(judge, rows[start : start + chunk_size])
+                for r, n in zip(chunk, lines[start : start + chunk_size], strict=True):
+                    row = {**_output_row(r), "input_line": n}
+                    sys.stdout.write(json_dumps(row) + "\n")
+                    out_rows.append(row)
+                sys.stdout.flush()
+                bar.advance(len(chunk))
 
     stats = judge.stats
     consistency = f", consistency {stats.consistency:.1%}" if stats.consistency is not None else ""
     console.print(
-        f"{stats.comparisons} comparison(s): {stats.failures} failed, {stats.ties} tied, "
+        f"{stats.comparisons} comparison(s) judged in this run: {stats.failures} failed, {stats.ties} tied, "
         f"{stats.inconsistent} inconsistent{consistency}",
         highlight=False,
     )

@@ -80,13 +80,13 @@ def pairs_command(
 ) -> None:
     """Search step by step with the model judging its own candidates; write step-level DPO pairs."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from ..data import load_benchmark
     from ..fingerprint import model_identity
     from ..io import atomic_write_json, check_output_path
     from ..models.config import load_generator_from_config
+    from ..progress import ProgressReporter
     from ..stages import pairs_stage, search_stage, search_summary
 
     cfg = resolve_command_config(C, config, set_, dict(locals()), data_for=[problems])
@@ -123,31 +123,11 @@ def pairs_command(
     generator = load_generator_from_config(cfg.model, seed=cfg.seed)
 
     start = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]search"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("search", total=len(selected), status="")
-        searcher: list = []
-
-        def pairs_so_far() -> int:
-            return searcher[0].counters.pairs if searcher else 0
-
-        def on_chunk(done: int, total: int) -> None:
-            bar.update(task, completed=done, status=f"pairs {pairs_so_far()}")
-
-        def on_round(round_index: int, active: int) -> None:
-            bar.update(task, status=f"round {round_index}, {active} active")
-
+    with ProgressReporter(f"search {problems}/{split}", len(selected), unit="problems") as bar:
         results, search = search_stage(
-            generator, selected, search_config, cfg.judge, search_path, on_chunk=on_chunk, on_round=on_round,
-            model=model_identity(cfg.model.name),
+            generator, selected, search_config, cfg.judge, search_path, on_chunk=bar.on_search_chunk,
+            on_round=bar.on_search_round, model=model_identity(cfg.model.name),
         )
-        searcher.append(search)
     wall = time.perf_counter() - start
 
     pairs, stats = pairs_stage(results, search_config, out / "pairs.jsonl")

@@ -54,11 +54,11 @@ def score_command(
 ) -> None:
     """Score responses with the additive 5-point LLM-as-a-judge prompt; prints a summary."""
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     from ..judges.pointwise import DEFAULT_SCORE_PATTERN, PointwiseJudge, compile_score_pattern, load_template
     from ..models import config as model_config
+    from ..progress import ProgressReporter
 
     if not input.is_file():
         raise UserError(f"input file not found: {input}")
@@ -89,8 +89,7 @@ def score_command(
         seed=seed,
     )
     rows = []
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("judging", total=len(items))
+    with ProgressReporter("score", len(items), unit="records") as progress:
         for start in range(0, len(items), chunk_size):
             chunk = items[start : start + chunk_size]
             results = judge.score([q for _, q, _ in chunk], [r for _, _, r in chunk])
@@ -101,7 +100,7 @@ def score_command(
                 if keep_raw:
                     row["judge_raw"] = result.raw
                 rows.append(row)
-            progress.advance(task, len(chunk))
+            progress.advance(len(chunk))
     write_jsonl(output, rows)
 
     scored = [r["score"] for r in rows if r["score"] is not None]

@@ -22,7 +22,15 @@ stage (manifest name)  reads                                       writes
 """
 
 from .context import RunContext, train_stage_name
-from .evaluation import eval_stage, judge_accuracy, judge_eval_modes_stage, judge_eval_stage, judge_rows
+from .evaluation import (
+    eval_stage,
+    judge_accuracy,
+    judge_eval_modes_stage,
+    judge_eval_stage,
+    judge_rows,
+    judge_rows_to_jsonl,
+    judged,
+)
 from .search import pairs_stage, search_stage, search_summary
 
 __all__ = [
@@ -32,6 +40,8 @@ __all__ = [
     "judge_eval_modes_stage",
     "judge_eval_stage",
     "judge_rows",
+    "judge_rows_to_jsonl",
+    "judged",
     "pairs_stage",
     "search_stage",
     "search_summary",

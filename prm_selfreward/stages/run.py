@@ -79,6 +79,7 @@ def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
         run.generator(t), heldout_rows(run), c.judge, c.judge_eval.modes,
         lambda mode: run.layout.judge_eval(t, mode, primary=c.judge.mode),
         generate_limit=c.judge_eval.generate_limit, solve_few_shot=c.search.few_shot,
+        model=model_id(run, t), chunk_size=c.judge_eval.chunk_size,
     )
 
 
@@ -201,7 +202,7 @@ def load_problems(run: RunContext, t: int) -> list[Problem]:
 
 def search_steps(run: RunContext, t: int) -> dict[str, Any]:
     """Step search with M(t-1) as generator and judge; results appended per chunk (resumable)."""
-    from rich.progress import Progress
+    from ..progress import ProgressReporter
 
     problems = load_problems(run, t)
     run.iter_dir(t)
@@ -214,11 +215,10 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
         with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
             rows = parallel_search(pool, problems, c.search, c.judge, run.layout.search(t), model=model_id(run, t - 1))
         return search_summary([SearchResult.from_dict(r) for r in rows])
-    with Progress() as bar:
-        task = bar.add_task(f"search with M{t - 1}", total=len(problems))
+    with ProgressReporter(f"search/M{t} with M{t - 1}", len(problems), unit="problems") as bar:
         results, search = search_stage(
             run.generator(t - 1), problems, run.config.search, run.config.judge, run.layout.search(t),
-            on_chunk=lambda done, total: bar.update(task, completed=done), model=model_id(run, t - 1),
+            on_chunk=bar.on_search_chunk, on_round=bar.on_search_round, model=model_id(run, t - 1),
         )
     return {**search_summary(results), "resumed": search.resumed}
 
@@ -238,7 +238,8 @@ def audit_pairs(run: RunContext, t: int) -> dict[str, Any]:
     from ..audit import audit_pairs as audit
 
     rows = read_jsonl(run.layout.pairs(t))
-    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t))
+    return audit(run.generator(t - 1), rows, load_problems(run, t), run.config.audit, run.layout.audit(t),
+                 model=model_id(run, t - 1), progress_label=f"audit/M{t} with M{t - 1}")
 
 
 def instruct_pairs(run: RunContext, t: int) -> dict[str, Any]:

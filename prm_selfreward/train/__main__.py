@@ -6,12 +6,14 @@
 
 ``sft`` reads ``{prompt, completion}`` JSON Lines, ``dpo`` the pair files :mod:`prm_selfreward.pairs` writes.
 ``--config`` is a YAML file holding the stage's options (a run config's ``sft:`` / ``dpo:`` section is
-picked out when present); ``--set KEY=VALUE`` overrides single options. Prints the TrainResult as JSON.
+picked out when present); ``--set KEY=VALUE`` overrides single options. Prints the TrainResult as JSON
+on stdout; the training's progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -54,14 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         rows = read_jsonl(args.data, errors)
         if errors:
             logging.getLogger(__name__).warning("skipped %s", errors.summary(args.data))
-        if args.stage == "sft":
-            from .sft import train_sft
+        # stdout carries the TrainResult JSON alone: progress lines (and anything a library prints) go
+        # to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            if args.stage == "sft":
+                from .sft import train_sft
 
-            result = train_sft(args.model, rows, args.out, config)  # type: ignore[arg-type]
-        else:
-            from .dpo import train_step_dpo
+                result = train_sft(args.model, rows, args.out, config)  # type: ignore[arg-type]
+            else:
+                from .dpo import train_step_dpo
 
-            result = train_step_dpo(args.model, rows, args.out, config)  # type: ignore[arg-type]
+                result = train_step_dpo(args.model, rows, args.out, config)  # type: ignore[arg-type]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

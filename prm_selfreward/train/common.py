@@ -271,13 +271,21 @@ def scratch_dir(out_dir: Path) -> Path:
 LOGGED_METRICS = ("loss", "grad_norm", "learning_rate", *REWARD_METRICS)
 
 
-def quiet_trainer(trainer: Any, show_progress: bool) -> None:
-    """Route the trainer's per-step logs through :mod:`logging` (INFO) instead of stdout.
+def quiet_trainer(trainer: Any, show_progress: bool, label: str = "train") -> None:
+    """Route the trainer's per-step logs through :mod:`logging` (INFO) instead of stdout, and report its
+    optimizer steps through :class:`~prm_selfreward.progress.ProgressReporter` under ``label``: a bar on
+    a terminal, plain lines (done/total steps, rate, ETA, last loss) in a log. With ``show_progress``
+    transformers' own tqdm bar shows on a terminal instead of ours.
 
     With its progress bar off, transformers prints every log dict to stdout (``PrinterCallback``), which
-    would interleave with the CLI's own tables and progress bars.
+    would interleave with the CLI's own tables and progress bars. :func:`run_trainer` closes the report
+    when training fails.
     """
+    import sys
+
     from transformers.trainer_callback import PrinterCallback, TrainerCallback
+
+    from ..progress import ProgressReporter, is_terminal
 
     class _LogMetrics(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any):
@@ -287,6 +295,47 @@ def quiet_trainer(trainer: Any, show_progress: bool) -> None:
             if shown:
                 logger.info("step %d/%d: %s", state.global_step, state.max_steps, shown)
 
+    class _Progress(TrainerCallback):
+        """Optimizer steps of the main process (the others of a multi-process run report nothing)."""
+
+        reporter: ProgressReporter | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero and not (show_progress and is_terminal(sys.stdout)):
+                self.reporter = ProgressReporter(label, state.max_steps or None, unit="steps", done=state.global_step)
+                self.reporter.start()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.reporter is not None:
+                self.reporter.update(state.global_step)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any):
+            loss = (logs or {}).get("loss")
+            if self.reporter is not None and isinstance(loss, int | float):
+                self.reporter.update(status=f"loss {loss:.4g}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.close()
+
+        def close(self, error: str | None = None) -> None:
+            if self.reporter is not None:
+                self.reporter.close(error)
+                self.reporter = None
+
     if not show_progress:
         trainer.remove_callback(PrinterCallback)
     trainer.add_callback(_LogMetrics())
+    trainer._prm_sr_progress = _Progress()
+    trainer.add_callback(trainer._prm_sr_progress)
+
+
+def run_trainer(trainer: Any) -> Any:
+    """``trainer.train()``; the progress report of :func:`quiet_trainer` is closed however it ends (an
+    exception skips ``on_train_end``, which would leave its heartbeat writing)."""
+    try:
+        return trainer.train()
+    except BaseException as exc:
+        progress = getattr(trainer, "_prm_sr_progress", None)
+        if progress is not None:
+            progress.close(type(exc).__name__)
+        raise

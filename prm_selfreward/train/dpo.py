@@ -35,6 +35,7 @@ from .common import (
     encode_prompt,
     load_for_training,
     quiet_trainer,
+    run_trainer,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
@@ -205,7 +206,7 @@ def build_step_dpo_trainer(
         peft_config=config.peft_config(),
         callbacks=callbacks,
     )
-    quiet_trainer(trainer, config.show_progress)
+    quiet_trainer(trainer, config.show_progress, "train DPO")
     return trainer, tokenizer, model_dir
 
 
@@ -229,7 +230,7 @@ def train_step_dpo(
     scratch = scratch_dir(out_dir)
     trainer, tokenizer, model_dir = build_step_dpo_trainer(model, pairs, config, scratch, callbacks)
     prepared = trainer.prepared["train"]
-    output = trainer.train()
+    output = run_trainer(trainer)
     metrics = summarize_log_history(trainer.state.log_history)
     metrics["pairs_final_step"] = float(prepared.final_steps)
     result = TrainResult(

@@ -30,6 +30,7 @@ from .common import (
     format_prompt,
     load_for_training,
     quiet_trainer,
+    run_trainer,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
@@ -109,7 +110,7 @@ def build_sft_trainer(
         peft_config=config.peft_config(),
         callbacks=callbacks,
     )
-    quiet_trainer(trainer, config.show_progress)
+    quiet_trainer(trainer, config.show_progress, "train SFT")
     return trainer, tokenizer, model_dir, examples
 
 
@@ -132,7 +133,7 @@ def train_sft(
     start = time.monotonic()
     scratch = scratch_dir(out_dir)
     trainer, tokenizer, model_dir, examples = build_sft_trainer(model, records, config, scratch, callbacks)
-    output = trainer.train()
+    output = run_trainer(trainer)
     result = TrainResult(
         out_dir=str(out_dir),
         kind="sft",
