@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMANDS = ["check", "eval", "split", "judge", "pairs", "score", "iterate", "report", "publish", "plan", "trim_vocab"]
+COMMANDS = ["check", "eval", "split", "judge", "pairs", "score", "iterate", "report", "publish", "restore", "plan", "trim_vocab"]
 
 for _name in COMMANDS:
     importlib.import_module(f"prm_selfreward.commands.{_name}").register(app)

@@ -21,6 +21,10 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
 ``iter_<t>/pairs.jsonl``                  the step pairs' chosen and rejected steps, scores
                                           (``prompt`` dropped: problem_id and step_index locate it)
 ``iter_<t>/audit.jsonl``                  the pair audit's rollouts and outcomes (``prompt`` dropped)
+``iter_<t>/problems.ids.json``            the ids of iteration t's training problems (their text is
+                                          the dataset's)
+``iter_<t>/model/adapter/``,              a LoRA-trained M(t): its adapter (megabytes) and training
+``iter_<t>/model/TRAINING_COMPLETE.json``  result; with M(t-1) they rebuild M(t) (``prm-sr restore``)
 ========================================  =====================================================
 """
 
@@ -31,12 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .io import JsonlErrors, atomic_copy, read_jsonl, write_jsonl
+from .io import JsonlErrors, atomic_copy, atomic_write_json, read_jsonl, write_jsonl
 from .layout import RunLayout
 
 DROPPED_FIELDS: frozenset[str] = frozenset({"prompt"})
 """Fields of eval, pair and audit records that carry benchmark text (question, few-shot examples);
 every other field is model output or a figure."""
+
+PROBLEM_IDS = "problems.ids.json"
+"""The published stand-in for ``iter_<t>/problems.jsonl``: the problems' ids, in order."""
 
 JUDGE_TEXT_FIELDS: frozenset[str] = frozenset(
     {"question", "previous_steps", "step_a", "step_b", "explanation", "detail"})
@@ -61,6 +68,20 @@ def _copy_jsonl(src: Path, dst: Path) -> tuple[int, int]:
 def _copy_file(src: Path, dst: Path) -> None:
     # Atomic: a re-publish killed mid-copy leaves the old file or the new one, never half a PNG.
     atomic_copy(src, dst)
+
+
+def _copy_adapter(model: Path, dst: Path) -> int:
+    """A finished LoRA-trained model's adapter and training result (files copied; 0 for any other)."""
+    from .train.common import ADAPTER_DIR, COMPLETE_MARKER
+
+    adapter, marker = model / ADAPTER_DIR, model / COMPLETE_MARKER
+    if not (marker.is_file() and (adapter / "adapter_config.json").is_file()):
+        return 0
+    files = [p for p in sorted(adapter.iterdir()) if p.is_file()]
+    for p in files:
+        _copy_file(p, dst / ADAPTER_DIR / p.name)
+    _copy_file(marker, dst / COMPLETE_MARKER)
+    return len(files) + 1
 
 
 def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
@@ -90,4 +111,9 @@ def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
         for src in jsonl:
             written, bad = _copy_jsonl(src, out.root / src.relative_to(run.root))
             records, malformed, files = records + written, malformed + bad, files + 1
+        if run.problems(t).exists():
+            ids = [r["id"] for r in read_jsonl(run.problems(t), JsonlErrors())]
+            atomic_write_json(out.iter_dir(t) / PROBLEM_IDS, ids)
+            files += 1
+        files += _copy_adapter(run.model(t), out.model(t))
     return {"files": files, "records": records, "malformed_lines": malformed}

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from prm_selfreward.errors import UserError
 from prm_selfreward.records import PreferencePair, StepPair
 from prm_selfreward.train.common import (
+    ADAPTER_DIR,
     COMPLETE_MARKER,
     NoTrainingData,
     TrainResult,
@@ -26,6 +27,7 @@ from prm_selfreward.train.common import (
     finalize_model_dir,
     format_prompt,
     is_trained_model,
+    merge_adapter,
     partial_dir,
     read_train_result,
     save_trained_model,
@@ -370,6 +372,16 @@ def test_lora_merges_into_a_plain_model(tiny_model_dir, tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(out)
     # Merging reorders the float arithmetic (W x + B A x vs (W + B A) x), so equal up to rounding.
     torch.testing.assert_close(_logits(reloaded, tok), expected, rtol=0, atol=1e-5)
+
+    # The adapter is kept beside the merged weights (megabytes: what a published run carries), and
+    # merging it into the base again rebuilds the saved model bit for bit.
+    adapter = out / ADAPTER_DIR
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in adapter.iterdir()}
+    assert sum(p.stat().st_size for p in adapter.iterdir()) < (out / "model.safetensors").stat().st_size / 4
+    rebuilt = tmp_path / "rebuilt"
+    merge_adapter(model_dir, adapter, rebuilt)
+    again = _state(rebuilt)
+    assert set(again) == set(state) and all(torch.equal(again[k], state[k]) for k in state)
 
 
 def test_freeze_embeddings_keeps_embedding_fixed(tiny_model_dir, tmp_path):

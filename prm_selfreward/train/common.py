@@ -213,9 +213,16 @@ def restore_inference_config(model: Any) -> None:
         config.use_cache = True
 
 
+ADAPTER_DIR = "adapter"
+"""Where a LoRA-trained model directory keeps its adapter (``adapter_config.json`` +
+``adapter_model.safetensors``) beside the merged weights: megabytes instead of the model's gigabytes, so a
+run's trained models can be published and rebuilt elsewhere (:mod:`prm_selfreward.restore`)."""
+
+
 def save_trained_model(trainer: Any, tokenizer: Any, out_dir: Path, result: TrainResult, base_dir: Path) -> None:
     """Save the trainer's model as a plain transformers model (safetensors + tokenizer) into ``out_dir``,
-    atomically, with the completion marker. A LoRA adapter is merged into its base first.
+    atomically, with the completion marker. A LoRA adapter is merged into its base first and also kept,
+    unmerged, in ``out_dir/adapter`` (:data:`ADAPTER_DIR`).
 
     Every process of a distributed run must call this (ZeRO-3 gathers the weights collectively); only the
     main process writes. Single-process runs save the in-memory model directly. The sharded branch
@@ -234,14 +241,15 @@ def save_trained_model(trainer: Any, tokenizer: Any, out_dir: Path, result: Trai
     model = trainer.model
     lora = is_peft_model(model)
     if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
-        target = tmp / "adapter" if lora else tmp
+        target = tmp / ADAPTER_DIR if lora else tmp
         trainer.save_model(str(target))  # collective: gathers sharded weights, writes on the main process
         if main:
             (target / "training_args.bin").unlink(missing_ok=True)
             if lora:
-                _merge_adapter_from_disk(base_dir, target, tmp)
-                shutil.rmtree(target)
+                merge_adapter(base_dir, target, tmp)
     elif main:
+        if lora:
+            model.save_pretrained(tmp / ADAPTER_DIR)  # before merging: merge_and_unload folds it in place
         plain = model.merge_and_unload() if lora else model
         restore_inference_config(plain)
         plain.save_pretrained(tmp)
@@ -251,7 +259,9 @@ def save_trained_model(trainer: Any, tokenizer: Any, out_dir: Path, result: Trai
     accelerator.wait_for_everyone()
 
 
-def _merge_adapter_from_disk(base_dir: Path, adapter_dir: Path, tmp: Path) -> None:
+def merge_adapter(base_dir: str | os.PathLike[str], adapter_dir: Path, tmp: Path) -> None:
+    """Load the model in ``base_dir``, merge the LoRA adapter in ``adapter_dir`` into it and save the plain
+    model into ``tmp`` (the tokenizer and completion marker are the caller's)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

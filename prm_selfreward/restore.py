@@ -1,0 +1,210 @@
+"""Rebuild a resumable run directory from its published folder (``prm-sr restore``).
+
+A run longer than the machine it runs on lives (a CPU session that ends, a preempted GPU node) keeps
+going from what :mod:`prm_selfreward.publish` committed: the records without benchmark text and, for
+models trained with LoRA, the adapters (megabytes, not the model's gigabytes). :func:`restore_run` lays
+out a run directory that ``prm-sr iterate --resume`` continues:
+
+=================================  ====================================================================
+``config.yaml``, ``manifest.json``  copied; stages the folder cannot rebuild are dropped (below)
+``seed/``                           built again from the data directory with the run's seed config, and
+                                    the result must equal the published one (else: an error, nothing
+                                    written)
+``iter_<t>/eval/``                  copied (the completions, verdicts and summaries: the report's input)
+``iter_<t>/judge_eval*.jsonl``      copied, each row's text taken back from ``seed/eft_heldout.jsonl``
+``iter_<t>/model``                  M(t-1) with the published adapter merged in (the trained weights up
+                                    to float rounding of the merge: bit for bit the model the run saved)
+``iter_<t>/problems.jsonl``         drawn again (the draw is seeded) and checked against the published ids
+``iter_<t>/pairs.jsonl`` ...        copied when M(t) is trained (the report reads them); a search whose
+                                    model is not trained yet is run again, since its prompts were dropped
+=================================  ====================================================================
+
+The manifest's stages run in order, and a stage that cannot be rebuilt (not finished when published, a
+model trained without LoRA, a search whose training is pending) is dropped with every stage after it:
+``iterate --resume`` runs them again. The manifest's ``restored`` entry records the source folder and
+the dropped stages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import from_dict, merge
+from .errors import UserError
+from .io import atomic_copy, atomic_write_json, read_jsonl, write_jsonl
+from .layout import RunLayout
+from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS
+
+
+def _family(stage: str) -> tuple[str, int | None]:
+    """``"judge_eval/M2"`` -> ``("judge_eval", 2)``; ``"train/M1 (SFT)"`` -> ``("train", 1)``."""
+    head, _, rest = stage.partition("/")
+    if not rest:
+        return head, None
+    return head, int(rest.split()[0].lstrip("M"))
+
+
+def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None = None,
+                log: Any = print) -> dict[str, Any]:
+    """Lay out ``run_dir`` from the published folder ``published`` so ``iterate --resume`` continues it.
+
+    ``data_dir`` overrides the run config's data directory (the benchmark data on this machine). Returns
+    ``{"restored": [stage, ...], "dropped": [stage, ...]}``. Raises :class:`UserError` when ``run_dir``
+    already holds a run, ``published`` holds no published run, or a rebuilt artifact differs from the
+    published one (seed data, training problems): then the data or the code changed since the run."""
+    from .run_config import RunConfig
+    from .stages.context import RunContext
+
+    src, dst = RunLayout(Path(published)), RunLayout(Path(run_dir))
+    if not (src.manifest.is_file() and src.config.is_file()):
+        raise UserError(f"{published} holds no published run (expected manifest.json and config.yaml)")
+    if dst.manifest.exists() or dst.config.exists():
+        raise UserError(f"{run_dir} already holds a run; restore into a new directory")
+    saved = yaml.safe_load(src.config.read_text(encoding="utf-8")) or {}
+    if data_dir is not None:
+        saved = merge(saved, {"data_dir": str(data_dir)})
+    config = from_dict(RunConfig, saved)
+    manifest = json.loads(src.manifest.read_text(encoding="utf-8"))
+    stages: dict[str, Any] = manifest.get("stages", {})
+
+    dst.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(dst.manifest, {**manifest, "stages": {}})
+    dst.config.write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    run = RunContext(dst.root, config, log)
+    run.manifest.data.pop("base_model", None)  # another machine's cache path: resolved again here
+
+    names = list(stages)
+    restored: list[str] = []
+    for i, name in enumerate(names):
+        entry = stages[name]
+        why = None if entry.get("status") == "done" else f"not finished when published ({entry.get('status')})"
+        if why is None:
+            why = _restore_stage(run, src, name, names, stages)
+        if why is not None:
+            dropped = names[i:]
+            log(f"restore: {name}: {why}; dropped with the {len(dropped) - 1} stage(s) after it")
+            break
+        run.manifest.stages[name] = entry
+        run.manifest.save()
+        restored.append(name)
+        log(f"restore: {name}")
+    else:
+        dropped = []
+    if dropped:
+        run.manifest.data.pop("status", None)  # no longer finished
+    run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped}
+    run.manifest.save()
+    for src_file in (src.report_md, src.report_png):
+        if src_file.is_file():
+            atomic_copy(src_file, dst.root / src_file.name)
+    run.release()
+    return {"restored": restored, "dropped": dropped}
+
+
+def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages: dict[str, Any]) -> str | None:
+    """Rebuild one finished stage's files in ``run``; returns why it cannot be, or None when rebuilt."""
+    import prm_selfreward.stages.run as S
+
+    dst: RunLayout = run.layout
+    family, t = _family(name)
+    if family == "eval" and t is not None:
+        if not src.eval_dir(t).is_dir():
+            return "its records are not in the published folder"
+        shutil.copytree(src.eval_dir(t), dst.eval_dir(t), dirs_exist_ok=True)
+        return None
+    if family == "seed":
+        # ``files`` names the run directory's own paths; every other entry is a count or a figure.
+        result = {k: v for k, v in S.build_seed(run).items() if k != "files"}
+        published = {k: v for k, v in (stages[name].get("result") or {}).items() if k != "files"}
+        if _plain(result) != _plain(published):
+            raise UserError(
+                f"restore: the seed data built here differs from the published run's ({_first_difference(result, published)}): "
+                "another data directory or another version of the seed code; the run cannot be continued faithfully")
+        return None
+    if family == "judge_eval" and t is not None:
+        heldout = read_jsonl(dst.eft_heldout) if dst.eft_heldout.exists() else []
+        files = sorted(src.iter_dir(t).glob("judge_eval*.jsonl"))
+        if not files:
+            return "its records are not in the published folder"
+        run.iter_dir(t)
+        for path in files:
+            rows = []
+            for row in read_jsonl(path):
+                k = row.get("row")
+                if not isinstance(k, int) or not 0 <= k < len(heldout):
+                    raise UserError(f"restore: {path} names held-out row {k!r}, not among the {len(heldout)} built here")
+                rows.append({**{f: heldout[k][f] for f in JUDGE_TEXT_FIELDS if f in heldout[k]}, **row})
+            write_jsonl(dst.iter_dir(t) / path.name, rows)
+        return None
+    if family == "train" and t is not None:
+        result = stages[name].get("result") or {}
+        if result.get("skipped"):  # M(t) is M(t-1): point at this directory's copy
+            stages[name] = {**stages[name], "result": {**result, "model": run.model_spec(t - 1)}}
+            return None
+        return _restore_model(run, src, t)
+    if family == "problems" and t is not None:
+        ids_file = src.iter_dir(t) / PROBLEM_IDS
+        if not ids_file.is_file():
+            return f"its problem ids ({PROBLEM_IDS}) are not in the published folder"
+        S.sample_problems(run, t)
+        drawn = [r["id"] for r in read_jsonl(dst.problems(t))]
+        if drawn != json.loads(ids_file.read_text(encoding="utf-8")):
+            raise UserError(f"restore: the training problems drawn here for M{t} differ from the published run's "
+                            "(another data directory or version of the sampling code)")
+        return None
+    if family in ("search", "pairs", "audit") and t is not None:
+        train = next((n for n in names if _family(n) == ("train", t)), None)
+        if train is None or stages[train].get("status") != "done":
+            return f"M{t} is not trained yet and the pairs' prompts were not published: the search runs again"
+        copied = {"pairs": (src.pairs(t), dst.pairs(t)), "audit": (src.audit(t), dst.audit(t))}.get(family)
+        if copied is not None and copied[0].is_file():
+            run.iter_dir(t)
+            atomic_copy(*copied)
+        return None
+    return f"restore does not know stage {name!r}"
+
+
+def _restore_model(run: Any, src: RunLayout, t: int) -> str | None:
+    from .train.common import ADAPTER_DIR, COMPLETE_MARKER, TrainResult, finalize_model_dir, merge_adapter, partial_dir
+
+    adapter = src.model(t) / ADAPTER_DIR
+    marker = src.model(t) / COMPLETE_MARKER
+    if not (adapter / "adapter_config.json").is_file() or not marker.is_file():
+        return ("its weights are not in the published folder (trained without LoRA, or published before "
+                "adapters were); it trains again")
+    out = run.layout.model(t)
+    tmp = partial_dir(out)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    base = run.model_spec(t - 1)
+    run.log(f"restore: M{t} = {base} + the published LoRA adapter")
+    merge_adapter(base, adapter, tmp)
+    shutil.copytree(adapter, tmp / ADAPTER_DIR)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+    result = TrainResult.from_dict({**json.loads(marker.read_text(encoding="utf-8")), "out_dir": str(out)})
+    finalize_model_dir(tmp, out, result)
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip: tuples and lists, int and float keys compare as the manifest stores them."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    a, b = _plain(a), _plain(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+    return f"{path or 'value'}: {str(a)[:80]} here, {str(b)[:80]} published"
+
+
+__all__ = ["restore_run"]

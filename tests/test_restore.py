@@ -1,0 +1,104 @@
+"""`prm-sr restore`: a run published mid-way is rebuilt elsewhere and continues as if never moved."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import prm_selfreward.loop as loop
+import prm_selfreward.stages.run as S
+from prm_selfreward.errors import UserError
+from prm_selfreward.io import read_jsonl
+from prm_selfreward.publish import publish_run
+from prm_selfreward.restore import restore_run
+from tests.test_loop import _cli, smoke_config
+
+LORA = {"lora": True, "lora_r": 4, "lora_alpha": 8, "learning_rate": 1e-3}
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def published_run(tmp_path_factory, tiny_model_dir, data_dir):
+    """A LoRA run killed in its DPO stage (M0, seed, M1 done; M2's search and pairs done), published."""
+    root = tmp_path_factory.mktemp("restore")
+    run_dir = root / "run"
+    config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, sft=LORA, dpo=LORA), resume=False)
+    real = S.train_dpo
+
+    def killed(run, t):
+        raise KeyboardInterrupt("the session ended")
+
+    S.train_dpo = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.iterate(config, run_dir, log=lambda msg: None)
+    finally:
+        S.train_dpo = real
+    publish_run(run_dir, root / "published")
+    return run_dir, root / "published"
+
+
+def test_restore_rebuilds_the_finished_stages_and_drops_the_rest(published_run, tmp_path, data_dir):
+    run_dir, published = published_run
+    assert (published / "iter_1" / "model" / "adapter" / "adapter_config.json").is_file()
+    assert not (published / "iter_1" / "model" / "model.safetensors").exists()  # megabytes, not the weights
+    assert json.loads((published / "iter_2" / "problems.ids.json").read_text()) == \
+        [r["id"] for r in read_jsonl(run_dir / "iter_2" / "problems.jsonl")]
+
+    target = tmp_path / "restored"
+    counts = restore_run(published, target, data_dir=str(data_dir), log=lambda msg: None)
+    assert counts["restored"] == ["eval/M0", "seed", "judge_eval/M0", "train/M1 (SFT)", "eval/M1",
+                                  "judge_eval/M1", "problems/M2"]
+    # The search's pairs lost their prompts in publishing, and M2 is not trained: the search runs again.
+    assert counts["dropped"] == ["search/M2", "pairs/M2", "train/M2 (DPO)"]
+
+    # M1: the base with the published adapter merged in, bit for bit the model the run trained.
+    original, rebuilt = _weights(run_dir / "iter_1" / "model"), _weights(target / "iter_1" / "model")
+    assert set(original) == set(rebuilt) and all(torch.equal(original[k], rebuilt[k]) for k in original)
+    # Seed data and training problems are drawn again and are the run's own; judge rows get their text back.
+    for rel in ("seed/ift.jsonl", "seed/eft_train.jsonl", "seed/eft_heldout.jsonl", "iter_2/problems.jsonl",
+                "iter_0/judge_eval.jsonl", "iter_1/judge_eval.jsonl"):
+        assert read_jsonl(target / rel) == read_jsonl(run_dir / rel), rel
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert list(manifest["stages"]) == counts["restored"]
+    assert manifest["restored"]["dropped_stages"] == counts["dropped"]
+
+
+def test_a_restored_run_continues_with_resume(published_run, tmp_path, tiny_model_dir, data_dir, monkeypatch):
+    _, published = published_run
+    target = tmp_path / "restored"
+    _cli(["restore", str(published), "--run-dir", str(target), "--data-dir", str(data_dir)])
+    called = []
+    for name in ("evaluate_model", "train_m1", "search_steps", "train_dpo"):
+        original = getattr(S, name)
+        monkeypatch.setattr(S, name, lambda *a, _o=original, _n=name, **k: called.append(_n) or _o(*a, **k))
+    config = loop.prepare_run_dir(target, smoke_config(tiny_model_dir, data_dir), resume=True)
+    loop.iterate(config, target, log=lambda msg: None)
+    # Only what was not restored runs: M2's search, its training and its evaluation.
+    assert called == ["search_steps", "train_dpo", "evaluate_model"]
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["status"] == "finished"
+    assert (target / "iter_2" / "model" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_restore_refuses_an_occupied_directory_and_changed_seed_data(published_run, tmp_path, data_dir):
+    run_dir, published = published_run
+    with pytest.raises(UserError, match="already holds a run"):
+        restore_run(published, run_dir, data_dir=str(data_dir), log=lambda msg: None)
+    with pytest.raises(UserError, match="holds no published run"):
+        restore_run(tmp_path, tmp_path / "x", log=lambda msg: None)
+    edited = tmp_path / "edited"
+    shutil.copytree(published, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["stages"]["seed"]["result"]["ift"] += 1  # as if the data or the seed code had changed
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="seed data built here differs"):
+        restore_run(edited, tmp_path / "r2", data_dir=str(data_dir), log=lambda msg: None)
