@@ -90,6 +90,7 @@ class EvalRecord(Record):
 
     id: str
     prompt: str
+    """Empty in a record restored from a published run (``prm-sr restore``: benchmark text is not published)."""
     completion: str
     predicted: str | None
     gold: list[str]

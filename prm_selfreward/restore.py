@@ -21,7 +21,9 @@ out a run directory that ``prm-sr iterate --resume`` continues:
 
 The manifest's stages run in order, and a stage that cannot be rebuilt (not finished when published, a
 model trained without LoRA, a search whose training is pending) is dropped with every stage after it:
-``iterate --resume`` runs them again. The manifest's ``restored`` entry records the source folder and
+``iterate --resume`` runs them again. An evaluation or judge evaluation interrupted when published is
+restored as interrupted, with its records: the resumed stage does only the problems (rows) it lacks;
+its restored eval records have an empty ``prompt``. The manifest's ``restored`` entry records the source folder and
 the dropped stages.
 """
 
@@ -39,6 +41,10 @@ from .errors import UserError
 from .io import atomic_copy, atomic_write_json, read_jsonl, write_jsonl
 from .layout import RunLayout
 from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS
+
+
+RESUMABLE = ("eval", "judge_eval")
+"""Stages whose published records an interrupted attempt resumes from (per problem, per held-out row)."""
 
 
 def _family(stage: str) -> tuple[str, int | None]:
@@ -80,21 +86,26 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
 
     names = list(stages)
     restored: list[str] = []
+    dropped: list[str] = []
     for i, name in enumerate(names):
         entry = stages[name]
-        why = None if entry.get("status") == "done" else f"not finished when published ({entry.get('status')})"
+        finished = entry.get("status") == "done"
+        # An evaluation killed mid-way resumes per item, so its records are worth keeping.
+        partial = not finished and _family(name)[0] in RESUMABLE
+        why = None if finished or partial else f"not finished when published ({entry.get('status')})"
         if why is None:
             why = _restore_stage(run, src, name, names, stages)
         if why is not None:
             dropped = names[i:]
             log(f"restore: {name}: {why}; dropped with the {len(dropped) - 1} stage(s) after it")
             break
-        run.manifest.stages[name] = entry
+        run.manifest.stages[name] = stages[name]
         run.manifest.save()
         restored.append(name)
-        log(f"restore: {name}")
-    else:
-        dropped = []
+        log(f"restore: {name}" + (" (interrupted: resumes where it stopped)" if partial else ""))
+        if partial:
+            dropped = names[i + 1:]
+            break
     if dropped:
         run.manifest.data.pop("status", None)  # no longer finished
     run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped}

@@ -102,3 +102,21 @@ def test_restore_refuses_an_occupied_directory_and_changed_seed_data(published_r
     (edited / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="seed data built here differs"):
         restore_run(edited, tmp_path / "r2", data_dir=str(data_dir), log=lambda msg: None)
+
+
+def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, tmp_path, data_dir):
+    """A session that ends mid-evaluation keeps the problems it did: the stage resumes from them."""
+    _, published = published_run
+    cut = tmp_path / "cut"
+    shutil.copytree(published, cut)
+    manifest = json.loads((cut / "manifest.json").read_text())
+    manifest["stages"]["eval/M1"]["status"] = "running"
+    (cut / "manifest.json").write_text(json.dumps(manifest))
+    gsm8k = cut / "iter_1" / "eval" / "gsm8k.jsonl"
+    kept = read_jsonl(gsm8k)[:1]
+    gsm8k.write_text(json.dumps(kept[0]) + "\n")
+    counts = restore_run(cut, tmp_path / "r", data_dir=str(data_dir), log=lambda msg: None)
+    assert counts["restored"][-1] == "eval/M1" and counts["dropped"][0] == "judge_eval/M1"
+    restored = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert restored["stages"]["eval/M1"]["status"] == "running"
+    assert read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl") == kept
