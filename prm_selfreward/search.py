@@ -10,7 +10,8 @@ at step ``l``:
    positions, ``w(w-1)`` comparisons); ``score_i`` = number of comparisons candidate ``i`` won;
 3. best = argmax, worst = argmin; append best to the prefix and emit the pair (prefix, best, worst);
 4. if every score ties, discard the previous step and its pair and roll back one step;
-5. stop when the appended step holds a final ``\\boxed{}`` answer, when the model ended the solution,
+5. stop when the appended step states a final answer (a ``\\boxed{}`` or an answer line,
+   :func:`~prm_selfreward.steps.has_final_answer`), when the model ended the solution,
    or after ``max_rounds`` rounds, or when the step prompt no longer leaves ``max_step_tokens`` of the
    model's context (``stop_reason="context"``, counted; the judge shortens its own prompts, see
    :meth:`~prm_selfreward.judges.pairwise.PairwiseStepJudge.fitted_prompt`).
@@ -238,8 +239,10 @@ def clean_body(text: str) -> str:
 
 
 def ends_solution(completion: Completion, body: str) -> bool:
-    """Whether this candidate is the last step: it holds a final ``\\boxed{}`` answer, the model emitted
-    end-of-sequence, or it stopped where a base model starts the next problem."""
+    """Whether this candidate is the last step: it states a final answer (a complete ``\\boxed{}`` or an
+    answer line such as ``The answer is 18``, ``#### 18``, ``Final Answer: ...``; see
+    :func:`~prm_selfreward.steps.has_final_answer`), the model emitted end-of-sequence, or it stopped
+    where a base model starts the next problem."""
     if has_final_answer(body):
         return True
     if completion.finish_reason == "eos":
