@@ -6,7 +6,7 @@ gemma-3-270m, step-DPO on pairs chosen by the model's likelihood judge made M2 r
 box then hit small-integer golds by chance and raised its accuracy. Accuracy cannot show this, so the
 report shows, per model, the share of its evaluation completions that
 
-- **repeat a step**: two steps with the same text (:func:`~prm_selfreward.search.guard_key`:
+- **repeat a step**: two steps with the same text (:func:`~prm_selfreward.steps.guard_key`:
   case-folded, whitespace collapsed, surrounding ``.,;:!?`` removed), the steps being
   :func:`~prm_selfreward.steps.split_steps` of the completion (``Step n:`` markers, else paragraphs,
   else lines), blank ones left out;
@@ -32,8 +32,7 @@ from typing import Any
 
 from .grading.extract import extract_answer, strip_chat_tail
 from .grading.normalize import normalize_answer
-from .search import guard_key
-from .steps import has_final_answer, split_steps, step_body
+from .steps import guard_key, has_final_answer, split_steps, step_body
 
 DEGENERATE_SHARE = 0.02
 """A model whose completions repeat a step, or state several answers, more often than this is marked
@@ -50,7 +49,7 @@ def completion_steps(completion: str) -> list[str]:
 
 
 def repeats_a_step(completion: str) -> bool:
-    """Whether two steps of ``completion`` have the same text (by :func:`~prm_selfreward.search.guard_key`)."""
+    """Whether two steps of ``completion`` have the same text (by :func:`~prm_selfreward.steps.guard_key`)."""
     keys = [k for k in (guard_key(b) for b in completion_steps(completion)) if k]
     return len(set(keys)) < len(keys)
 

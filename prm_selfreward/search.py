@@ -99,7 +99,7 @@ from .models.base import Completion, GenerationParams, Generator, TokenUsage
 from .models.budget import PromptBudget
 from .prompts import SOLUTION_STOP, solve_prompt
 from .records import Problem, StepPair
-from .steps import format_steps, has_final_answer, next_step_prefix, step_body
+from .steps import format_steps, guard_key, has_final_answer, next_step_prefix, step_body
 
 
 @dataclass
@@ -275,13 +275,6 @@ a short step such as "x = 5" that happens to occur in the question is no copy.""
 
 GUARDED_SCORE = -1
 """The score of a guarded candidate: below every judged one (wins are never negative)."""
-
-
-def guard_key(text: str) -> str:
-    """Text as the repeat and copy guards compare it: case-folded, whitespace collapsed, surrounding
-    spaces and sentence punctuation (``.,;:!?``) removed. Stricter than :func:`normalise`, so
-    "The answer is 5." repeats "the answer is 5"."""
-    return " ".join(text.casefold().split()).strip(" .,;:!?")
 
 
 def repeats_step(body: str, previous_steps: Sequence[str]) -> bool:

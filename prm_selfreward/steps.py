@@ -327,6 +327,13 @@ def next_step_prefix(previous_steps: Sequence[str]) -> str:
     return (done + "\n" if done else "") + step_marker(n + 1)
 
 
+def guard_key(text: str) -> str:
+    """A step's text as the step search's repeat and copy guards and the degeneracy monitor compare it:
+    case-folded, whitespace collapsed, surrounding spaces and sentence punctuation (``.,;:!?``) removed.
+    Stricter than whitespace normalisation, so "The answer is 5." repeats "the answer is 5"."""
+    return " ".join(text.casefold().split()).strip(" .,;:!?")
+
+
 def has_boxed_answer(step: str) -> bool:
     """Whether ``step`` holds a complete ``\\boxed{...}`` (braces balanced) with a non-blank answer."""
     for m in re.finditer(r"\\boxed\s*\{", step):
@@ -373,6 +380,7 @@ __all__ = [
     "STEP_MARKER_RE",
     "detect_format",
     "format_steps",
+    "guard_key",
     "ANSWER_LINE_RE",
     "has_answer_line",
     "has_boxed_answer",
