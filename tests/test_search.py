@@ -453,6 +453,23 @@ def test_every_candidate_guarded_ends_the_search_as_degenerate():
     assert c["degenerate_stops"] == 1 and c["repeat_candidates"] == 2 and c["rounds"] == 2
 
 
+def test_search_stage_summary_sums_the_guard_counts():
+    from prm_selfreward.stages import search_summary
+
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 2])
+        return [" step1 option1 q=2", " fresh q=1 so \\boxed{7}"] if q == 0 else [" step1 option1 q=2"] * 2
+
+    results = StepSearch(policy(script), ScriptedJudge(), SearchConfig(width=2)).run(
+        [make_problem(0), make_problem(1)]
+    )
+    summary = search_summary(results)
+    assert [r.stop_reason for r in results] == ["final_answer", "degenerate"]
+    assert (summary["repeat_candidates"], summary["copy_candidates"]) == (3, 0)
+    assert (summary["guard_pairs"], summary["degenerate_stops"], summary["finished"]) == (1, 1, 1)
+
+
 def test_an_answer_line_without_a_box_ends_the_solution():
     gen = policy(lambda q, step, v: [" 3 + 4 = 7, so the answer is 7. q=1", " so the answer is 8. q=2"])
     (result,) = StepSearch(gen, ScriptedJudge(), SearchConfig(width=2)).run([make_problem(0)])
