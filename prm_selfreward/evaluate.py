@@ -230,13 +230,23 @@ class BenchmarkSummary:
     """What a resume found: ``records`` reused, ``torn_tail_kept`` (a complete last record whose
     newline a kill cut off, kept), ``torn_tail_cut`` (a partial last line, removed) and other
     ``malformed_lines`` skipped."""
+    repeated_step: int = 0
+    """Completions that repeat a step (:func:`~prm_selfreward.degeneracy.repeats_a_step`)."""
+    repeated_step_share: float | None = None
+    several_answers: int = 0
+    """Completions that state more than one distinct final answer
+    (:func:`~prm_selfreward.degeneracy.several_answers`)."""
+    several_answers_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def summarise(benchmark: str, records: list[EvalRecord], samples: int, wall_time_s: float) -> BenchmarkSummary:
+    from .degeneracy import degeneracy
+
     total = len(records)
+    degenerate = degeneracy(r.completion for r in records)
     correct = sum(r.correct for r in records)
     low, high = wilson_interval(correct, total)
     pass_k = None
@@ -256,6 +266,10 @@ def summarise(benchmark: str, records: list[EvalRecord], samples: int, wall_time
         pass_at_k=pass_k,
         samples=samples,
         wall_time_s=wall_time_s,
+        repeated_step=degenerate.repeated_step,
+        repeated_step_share=degenerate.repeated_step_share,
+        several_answers=degenerate.several_answers,
+        several_answers_share=degenerate.several_answers_share,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .degeneracy import DEGENERATE_SHARE, Degeneracy, degeneracy
 from .errors import UserError
 from .io import atomic_write_bytes, atomic_write_text, read_jsonl
 from .layout import RunLayout
@@ -39,6 +40,9 @@ class ModelRow:
     resumed_stages: set[str] = field(default_factory=set)
     """Stages of ``stage_times`` that ran in more than one attempt (their time is the last attempt's)."""
     items: dict[str, dict[str, bool]] = field(default_factory=dict)
+    degeneracy: Degeneracy | None = None
+    """Over every benchmark's completions: how many repeat a step or state several final answers (from
+    the eval summaries, else counted from the eval records; None when neither has them)."""
 
     @property
     def name(self) -> str:
@@ -129,8 +133,29 @@ def judge_item_key(row: dict[str, Any]) -> str:
 
 def eval_items(layout: RunLayout, t: int, benchmark: str) -> dict[str, bool]:
     """Problem id -> correct, from ``iter_<t>/eval/<benchmark>.jsonl``."""
-    return {str(r["id"]): bool(r.get("correct")) for r in _read_rows(layout.eval_dir(t) / f"{benchmark}.jsonl")
-            if "id" in r}
+    return _items(_read_rows(layout.eval_dir(t) / f"{benchmark}.jsonl"))
+
+
+def _items(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    return {str(r["id"]): bool(r.get("correct")) for r in rows if "id" in r}
+
+
+def model_degeneracy(
+    benchmarks: dict[str, dict[str, Any]], records: dict[str, list[dict[str, Any]]]
+) -> Degeneracy | None:
+    """One model's degeneracy over all its benchmarks: each benchmark's counts from its summary, or (a
+    run from before the summaries had them) counted from its eval ``records``; None if no benchmark
+    has either."""
+    total: Degeneracy | None = None
+    for name, summary in benchmarks.items():
+        found = Degeneracy.from_summary(summary)
+        if found is None:
+            texts = [r["completion"] for r in records.get(name, []) if isinstance(r.get("completion"), str)]
+            found = degeneracy(texts) if texts else None
+        if found is not None:
+            total = total or Degeneracy()
+            total.add(found)
+    return total
 
 
 def judge_items(path: Path) -> dict[str, bool]:
@@ -176,8 +201,10 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
             summary = None
         if summary:
             row.benchmarks = summary.get("benchmarks", {})
+        records = {b: _read_rows(layout.eval_dir(t) / f"{b}.jsonl") for b in row.benchmarks}
         for b in row.benchmarks:
-            row.items[b] = eval_items(layout, t, b)
+            row.items[b] = _items(records[b])
+        row.degeneracy = model_degeneracy(row.benchmarks, records)
         row.judge = result(f"judge_eval/M{t}")
         if isinstance(row.judge, dict):
             primary = row.judge.get("mode")
@@ -342,6 +369,26 @@ def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
     return lines
 
 
+def _degenerate(row: ModelRow) -> bool:
+    return row.degeneracy is not None and row.degeneracy.degenerate
+
+
+def degenerate_lines(rows: list[ModelRow], multi: bool) -> list[str]:
+    """The sentence naming the degenerate models (see :mod:`prm_selfreward.degeneracy`), if any."""
+    marked = [r for r in rows if _degenerate(r)]
+    if not marked:
+        return []
+    parts = []
+    for r in marked:
+        d = r.degeneracy
+        assert d is not None
+        parts.append(f"{_label(r, multi)} ({_pct(d.repeated_step_share)}% of its {d.completions} completions "
+                     f"repeat a step, {_pct(d.several_answers_share)}% state several final answers)")
+    return ["", "**Degenerate:** " + "; ".join(parts) + f". Above {_pct(DEGENERATE_SHARE)}% in either, a "
+            "model's accuracy may come from repeated or scattered answers that happen to hit the gold, not "
+            "from solving: read its accuracy and its differences with care (see the Solutions table)."]
+
+
 def markdown(
     rows: list[ModelRow], title: str = "Run report", shortcuts: dict[str, dict[str, Any]] | None = None
 ) -> str:
@@ -362,20 +409,28 @@ def markdown(
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in rows:
-        cells = ([row.run] if multi else []) + [row.name]
+        cells = ([row.run] if multi else []) + [row.name + (" (degenerate)" if _degenerate(row) else "")]
         cells += [_acc_cell(row.benchmarks.get(b)) for b in benchmarks]
         cells.append(_acc_cell(row.judge) if row.judge and "ci_low" in row.judge else
                      _pct(row.judge.get("accuracy")) if row.judge else "-")
         cells.append(_pct(row.judge.get("consistency")) if row.judge else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += degenerate_lines(rows, multi)
 
     diffs = paired_differences(rows)
     if diffs:
         lines += difference_lines(diffs)
     lines += judge_mode_lines(rows, multi, shortcuts or {})
 
-    lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy)", ""]
+    lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy, repeated steps, "
+              "several answers)", ""]
+    monitored = any(row.degeneracy for row in rows)
+    if monitored:
+        lines += [f"Repeated step: % of the model's completions (all benchmarks) with two steps of the same "
+                  f"text; several answers: % stating more than one distinct final answer. Above "
+                  f"{_pct(DEGENERATE_SHARE)}% in either: **degenerate**.", ""]
     head = (["run"] if multi else []) + ["model"] + [f"{b} steps / tokens" for b in benchmarks]
+    head += ["repeated step %", "several answers %", "degenerate"] if monitored else []
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in rows:
@@ -383,12 +438,17 @@ def markdown(
         for b in benchmarks:
             s = row.benchmarks.get(b)
             cells.append(f"{s['avg_steps']:.2f} / {s['avg_tokens']:.0f}" if s else "-")
+        if monitored:
+            d = row.degeneracy
+            cells += [_pct(d.repeated_step_share), _pct(d.several_answers_share),
+                      "**degenerate**" if d.degenerate else "no"] if d else ["-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
 
     pair_rows = [r for r in rows if r.pairs or r.search]
     if pair_rows:
         lines += ["", "## Preference pairs (made by M(t-1) to train M(t))", ""]
-        keys = ["pairs", "ties", "rollbacks", "judge_failures", "judge_consistency", "generated_tokens",
+        keys = ["pairs", "ties", "rollbacks", "repeat_candidates", "copy_candidates", "guard_pairs",
+                "degenerate_stops", "judge_failures", "judge_consistency", "generated_tokens",
                 "dropped_identical", "dropped_duplicate", "prompts_kept", "unparsable_scores", "mean_score"]
         present = [k for k in keys if any(k in (r.pairs or {}) or k in (r.search or {}) for r in pair_rows)]
         head = (["run"] if multi else []) + ["model"] + present

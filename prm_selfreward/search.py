@@ -10,7 +10,8 @@ at step ``l``:
    positions, ``w(w-1)`` comparisons); ``score_i`` = number of comparisons candidate ``i`` won;
 3. best = argmax, worst = argmin; append best to the prefix and emit the pair (prefix, best, worst);
 4. if every score ties, discard the previous step and its pair and roll back one step;
-5. stop when the appended step holds a final ``\\boxed{}`` answer, when the model ended the solution,
+5. stop when the appended step states a final answer (a ``\\boxed{}`` or an answer line,
+   :func:`~prm_selfreward.steps.has_final_answer`), when the model ended the solution,
    or after ``max_rounds`` rounds, or when the step prompt no longer leaves ``max_step_tokens`` of the
    model's context (``stop_reason="context"``, counted; the judge shortens its own prompts, see
    :meth:`~prm_selfreward.judges.pairwise.PairwiseStepJudge.fitted_prompt`).
@@ -37,6 +38,28 @@ Decisions the paper leaves open (each documented where it is implemented):
   that is not a tie and does not roll back).
 - **Empty candidates** (nothing but whitespace) are not judged. No usable candidate ends the search
   for that problem (``stop_reason="empty"``).
+- **Repeats and copies of the question** (``guard_repeats``, on by default; beyond the paper). A
+  self-rewarding loop can learn to repeat a step or restate the question: the judge's own likelihood
+  favours text it has just seen, and step-DPO on such pairs taught a small model to repeat
+  ``The answer is \\boxed{k}`` steps. Texts are compared by :func:`guard_key` (case-folded, whitespace
+  collapsed, surrounding ``.,;:!?`` removed). A candidate *repeats* when its text equals an earlier step
+  of the same solution (:func:`repeats_step`); it *copies the question* when it contains the whole
+  question, or is a piece of the question at least half as long, the shorter side being at least
+  :data:`COPY_MIN_CHARS` characters (:func:`copies_question`; short steps such as ``x = 5`` are never
+  flagged). Such a candidate is not sent to the judge and scores :data:`GUARDED_SCORE`, below every
+  judged candidate: when a judged candidate exists, the best judged one is chosen and the first
+  guarded one is the pair's rejected step (``metadata["rejected_guard"]``: ``"repeat"`` or ``"copy"``;
+  counted in ``guard_pairs``), ties among the judged ones included, since the pair is sound whatever
+  the judge thought; this replaces the tie roll-back and the no-pair "uniform" round. When every
+  candidate is guarded, the search of that problem ends (``stop_reason="degenerate"``, counted in
+  ``degenerate_stops``), as with no usable candidate. ``repeat_candidates`` and ``copy_candidates``
+  count sampled candidates (duplicates included) whether or not the guard is on, so an ablation with
+  ``guard_repeats=False`` (such steps judged like any other) still shows how often the model proposes
+  them.
+- **Where a solution ends.** At the first appended step that states a final answer: a complete,
+  non-blank ``\\boxed{}`` or one of the format's answer lines (``The answer is 18``, ``#### 18``,
+  ``Final Answer: ...``; :func:`~prm_selfreward.steps.has_final_answer`), so a model that writes its
+  answer without a box is not asked for more steps after it. Evaluation grades completions as before.
 - **Judge failures** (verdict -1) count as a win for neither candidate.
 - **Judges that debias themselves.** The search sends both orders of every pair, as in the paper. A
   judge that also judges both orders per comparison (``PairwiseStepJudge(debias=True)``) costs the
@@ -76,7 +99,7 @@ from .models.base import Completion, GenerationParams, Generator, TokenUsage
 from .models.budget import PromptBudget
 from .prompts import SOLUTION_STOP, solve_prompt
 from .records import Problem, StepPair
-from .steps import format_steps, has_final_answer, next_step_prefix, step_body
+from .steps import format_steps, guard_key, has_final_answer, next_step_prefix, step_body
 
 
 @dataclass
@@ -105,6 +128,13 @@ class SearchConfig:
     lockstep: int = option(4, minimum=1, help="Problems searched together: one generate and one judge call per round.")
     seed: int | None = option(0, help="Base sampling seed; None leaves sampling unseeded.")
     keep_trace: bool = option(True, help="Keep every round's candidates and scores in the result.")
+    guard_repeats: bool = option(
+        True,
+        help="Never choose a candidate step that repeats an earlier step of the solution or copies the "
+        "question: it is not judged, ranks below every judged candidate (so it is the pair's rejected "
+        "step when a valid one wins), and a round with nothing else ends the search ('degenerate'). "
+        "False judges such steps like any other (ablation); they are counted either way.",
+    )
 
     def __post_init__(self) -> None:
         if self.width < 2:
@@ -150,6 +180,16 @@ class SearchCounters:
     correct: int = 0
     context_stops: int = 0
     """Searches stopped because the step prompt left less than ``max_step_tokens`` of the model's context."""
+    repeat_candidates: int = 0
+    """Sampled candidates (duplicates included) whose text repeats an earlier step of the same solution
+    (:func:`repeats_step`); counted whether or not ``guard_repeats`` withholds them from the judge."""
+    copy_candidates: int = 0
+    """Sampled candidates (duplicates included) that copy the question (:func:`copies_question`), not
+    counted again when they also repeat a step."""
+    guard_pairs: int = 0
+    """Pairs kept whose rejected step is a guarded candidate (a repeat or a copy)."""
+    degenerate_stops: int = 0
+    """Searches ended because every candidate of a round was guarded (``stop_reason="degenerate"``)."""
 
     def add(self, other: SearchCounters | dict[str, int]) -> None:
         values = other if isinstance(other, dict) else dataclasses.asdict(other)
@@ -178,7 +218,8 @@ class SearchResult:
     """True when the solution ended (final answer or the model stopped), False at the round cap."""
     stop_reason: str
     """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty`` | ``context`` (the prompt left no
-    room for another whole step in the model's context)."""
+    room for another whole step in the model's context) | ``degenerate`` (every candidate of a round
+    repeated an earlier step or copied the question, ``guard_repeats``)."""
     solution: str
     """The solution in canonical form, ``"Step 1: ...\\nStep 2: ..."``."""
     final_answer: str | None = None
@@ -228,6 +269,31 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+COPY_MIN_CHARS = 20
+"""The shortest overlap (in characters of :func:`guard_key` text) that counts as copying the question:
+a short step such as "x = 5" that happens to occur in the question is no copy."""
+
+GUARDED_SCORE = -1
+"""The score of a guarded candidate: below every judged one (wins are never negative)."""
+
+
+def repeats_step(body: str, previous_steps: Sequence[str]) -> bool:
+    """Whether ``body`` is, by :func:`guard_key`, the same text as one of ``previous_steps``."""
+    key = guard_key(body)
+    return bool(key) and any(key == guard_key(p) for p in previous_steps)
+
+
+def copies_question(body: str, question: str, min_chars: int = COPY_MIN_CHARS) -> bool:
+    """Whether ``body`` copies ``question`` (both by :func:`guard_key`): the step contains the whole
+    question, or the step is a piece of the question at least half as long as it. Either way the
+    shorter text must be at least ``min_chars`` long, so short steps and short questions are never
+    flagged by chance ("x = 5" in "Find x if x = 5 + y")."""
+    step, q = guard_key(body), guard_key(question)
+    if not step or not q or min(len(step), len(q)) < min_chars:
+        return False
+    return q in step or (step in q and 2 * len(step) >= len(q))
+
+
 def clean_body(text: str) -> str:
     """A sampled step's body: surrounding whitespace and any leading ``Step n:`` marker(s) removed, so
     that :func:`format_steps` reproduces it unchanged."""
@@ -238,8 +304,10 @@ def clean_body(text: str) -> str:
 
 
 def ends_solution(completion: Completion, body: str) -> bool:
-    """Whether this candidate is the last step: it holds a final ``\\boxed{}`` answer, the model emitted
-    end-of-sequence, or it stopped where a base model starts the next problem."""
+    """Whether this candidate is the last step: it states a final answer (a complete ``\\boxed{}`` or an
+    answer line such as ``The answer is 18``, ``#### 18``, ``Final Answer: ...``; see
+    :func:`~prm_selfreward.steps.has_final_answer`), the model emitted end-of-sequence, or it stopped
+    where a base model starts the next problem."""
     if has_final_answer(body):
         return True
     if completion.finish_reason == "eos":
@@ -314,6 +382,8 @@ class _Candidate:
     body: str
     final: bool
     duplicate_of: int | None = None
+    guard: str | None = None
+    """``"repeat"`` (repeats an earlier step) or ``"copy"`` (copies the question), else None."""
 
 
 @dataclass
@@ -332,6 +402,9 @@ class _ProblemState:
     prompt: str = ""
     candidates: list[_Candidate] = field(default_factory=list)
     distinct: list[int] = field(default_factory=list)
+    """Distinct candidates the judge compares."""
+    guarded: list[int] = field(default_factory=list)
+    """Distinct candidates held back by ``guard_repeats`` (not judged, ranked last)."""
 
 
 class StepSearch:
@@ -534,7 +607,7 @@ class StepSearch:
             self._advance(s, by_problem[id(s)], own_orders[id(s)])
 
     def _collect_candidates(self, s: _ProblemState, completions: list[Completion]) -> None:
-        s.candidates, s.distinct = [], []
+        s.candidates, s.distinct, s.guarded = [], [], []
         seen: dict[str, int] = {}
         for c in completions:
             s.counters.prompt_tokens += c.prompt_tokens
@@ -548,13 +621,22 @@ class StepSearch:
             if not body:
                 s.counters.empty_candidates += 1
                 continue
+            if repeats_step(body, s.steps):
+                cand.guard = "repeat"
+                s.counters.repeat_candidates += 1
+            elif copies_question(body, s.problem.question):
+                cand.guard = "copy"
+                s.counters.copy_candidates += 1
             key = normalise(body)
             if key in seen:
                 cand.duplicate_of = seen[key]
                 s.counters.duplicate_candidates += 1
                 continue
             seen[key] = index
-            s.distinct.append(index)
+            if cand.guard is not None and self.config.guard_repeats:
+                s.guarded.append(index)
+            else:
+                s.distinct.append(index)
 
     def _advance(
         self, s: _ProblemState, verdicts: dict[tuple[int, int], int], own_orders: list[bool | None]
@@ -586,10 +668,24 @@ class StepSearch:
             "distinct": list(distinct),
             "scores": scores,
         }
+        guarded = s.guarded
+        if guarded:
+            trace["guarded"] = list(guarded)
+            trace["guards"] = [s.candidates[g].guard for g in guarded]
 
         if not distinct:
-            s.done, s.stop_reason = True, "empty"
-            trace["action"] = "empty"
+            s.done, s.stop_reason = True, "degenerate" if guarded else "empty"
+            trace["action"] = s.stop_reason
+            if guarded:
+                s.counters.degenerate_stops += 1
+        elif guarded:
+            # Every judged candidate beats every guarded one, so the best judged candidate is chosen
+            # (lowest index among equals, ties included: the pair is sound whatever the judge thought)
+            # and the first guarded candidate is rejected: the pair teaches "do not repeat".
+            best = max(range(len(distinct)), key=lambda i: (scores[i], -i))
+            trace["best"], trace["worst"] = distinct[best], guarded[0]
+            trace["action"] = "guard_pair"
+            self._append(s, distinct[best], guarded[0], (scores[best], GUARDED_SCORE, len(distinct)))
         elif len(distinct) == 1:
             s.counters.uniform_rounds += 1
             trace["action"] = "uniform"
@@ -643,6 +739,7 @@ class StepSearch:
                         "rejected_is_final_step": rejected.final,
                         "candidates": n_distinct,
                         "max_score": 2 * (n_distinct - 1),
+                        **({"rejected_guard": rejected.guard} if worst in s.guarded else {}),
                     },
                 )
             )
@@ -668,6 +765,7 @@ class StepSearch:
         s.counters.problems = 1
         s.counters.steps = len(s.steps)
         s.counters.pairs = len(pairs)
+        s.counters.guard_pairs = sum("rejected_guard" in p.metadata for p in pairs)
         s.counters.finished = int(finished)
         s.counters.correct = int(bool(correct))
         return SearchResult(
@@ -702,11 +800,16 @@ __all__ = [
     "SearchCounters",
     "SearchResult",
     "StepSearch",
+    "COPY_MIN_CHARS",
+    "GUARDED_SCORE",
     "clean_body",
+    "copies_question",
     "ends_solution",
+    "guard_key",
     "normalise",
     "order_consistency",
     "pick_best_worst",
+    "repeats_step",
     "round_seed",
     "solve_with_search",
     "step_completion",

@@ -327,7 +327,14 @@ def next_step_prefix(previous_steps: Sequence[str]) -> str:
     return (done + "\n" if done else "") + step_marker(n + 1)
 
 
-def has_final_answer(step: str) -> bool:
+def guard_key(text: str) -> str:
+    """A step's text as the step search's repeat and copy guards and the degeneracy monitor compare it:
+    case-folded, whitespace collapsed, surrounding spaces and sentence punctuation (``.,;:!?``) removed.
+    Stricter than whitespace normalisation, so "The answer is 5." repeats "the answer is 5"."""
+    return " ".join(text.casefold().split()).strip(" .,;:!?")
+
+
+def has_boxed_answer(step: str) -> bool:
     """Whether ``step`` holds a complete ``\\boxed{...}`` (braces balanced) with a non-blank answer."""
     for m in re.finditer(r"\\boxed\s*\{", step):
         close = matching_brace(step, m.end() - 1)
@@ -336,12 +343,47 @@ def has_final_answer(step: str) -> bool:
     return False
 
 
+# The answer lines a solution may end with instead of (or besides) a box, each with a value after it:
+# GSM8K's "#### 18" at a line start; Minerva's "Final Answer: ..."; "the (final) answer is 18" /
+# "Answer: $x = 3$" when the value starts like one (a digit, a sign, "$", a LaTeX command or "x ="), so that
+# "the answer is the sum of ..." in the middle of the work does not end a solution. A value that is a
+# box is left to has_boxed_answer (an unclosed or empty box is no answer). Runs of spaces are bounded,
+# so a hostile text cannot make the regex backtrack.
+_NOT_A_BOX = r"(?![ \t]{0,3}\$?[ \t]{0,3}\\(?:boxed|fbox)(?![A-Za-z]))"
+ANSWER_LINE_RE = re.compile(
+    r"^[ \t]{0,8}####[ \t]{0,8}" + _NOT_A_BOX + r"(?=\S)"
+    r"|\bfinal[ \t]{1,3}answer[ \t]{0,3}(?:\*\*)?[ \t]{0,3}:(?:\*\*)?[ \t]{0,3}" + _NOT_A_BOX + r"(?=\S)"
+    r"|\banswer[ \t]{0,3}(?:\*\*)?[ \t]{0,3}(?:is\b|:|=)(?:[ \t]{0,3}\*\*)?[ \t]{0,3}:?(?:[ \t]{0,3}\*\*)?"
+    r"[ \t]{0,3}" + _NOT_A_BOX + r"(?=[-+\u2212]?[ \t]{0,3}[\d$\\]|[A-Za-z][ \t]{0,3}=)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def has_answer_line(step: str) -> bool:
+    """Whether ``step`` holds an answer line with a value (:data:`ANSWER_LINE_RE`): ``#### 18`` at a
+    line start, ``Final Answer: ...``, or "the (final) answer is" / "Answer:" followed by a value that
+    starts with a digit, a sign, ``$``, a LaTeX command (``\\frac``, ``\\(`` ...) or ``x =``. A value
+    that is a box counts only through :func:`has_boxed_answer`, so an unclosed or empty box is none."""
+    return ANSWER_LINE_RE.search(step) is not None
+
+
+def has_final_answer(step: str) -> bool:
+    """Whether ``step`` states a final answer: a complete, non-blank ``\\boxed{...}``
+    (:func:`has_boxed_answer`) or an answer line (:func:`has_answer_line`). The step search ends a
+    solution at the first step for which this holds."""
+    return has_boxed_answer(step) or has_answer_line(step)
+
+
 __all__ = [
     "FORMATS",
     "MATH_SHEPHERD_DELIMITER",
     "STEP_MARKER_RE",
     "detect_format",
     "format_steps",
+    "guard_key",
+    "ANSWER_LINE_RE",
+    "has_answer_line",
+    "has_boxed_answer",
     "has_final_answer",
     "next_step_prefix",
     "protected_spans",

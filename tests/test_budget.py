@@ -97,7 +97,8 @@ class QualityJudge:
 def test_search_stops_a_problem_whose_prompt_leaves_no_room_for_a_step():
     def policy(prompt, n, params):
         step = int(re.search(r"Step (\d+):$", prompt).group(1))
-        return [f" q={1 + k % 2} " + "x " * 10 + f"\nStep {step + 1}:" for k in range(n)]
+        # Each step's text names its step: the same text twice would be a repeat (guard_repeats).
+        return [f" q={1 + k % 2} s{step} " + "x " * 9 + f"\nStep {step + 1}:" for k in range(n)]
 
     problem = Problem(id="p", question="What is x?", answers=["1"], benchmark="toy")
     gen = ScriptedGenerator(policy)

@@ -35,6 +35,25 @@ def _solver(wrong_every: int = 3):
     return generate
 
 
+def test_summary_counts_degenerate_completions(tmp_path):
+    """Completions that repeat a step or state several answers are counted in the summary."""
+
+    def generate(prompt: str, n: int, params) -> list[str]:
+        i = int(prompt.rsplit("What is ", 1)[1].split(" +")[0])
+        if i == 0:  # repeats its answer step
+            text = "Step 1: The answer is \\boxed{0}.\nStep 2: The answer is \\boxed{0}."
+        elif i == 1:  # two different answers
+            text = "Step 1: The answer is 1.\nStep 2: The answer is \\boxed{2}."
+        else:
+            text = f"Step 1: {i} + {i} = {2 * i}.\nStep 2: The answer is \\boxed{{{2 * i}}}."
+        return [text] * n
+
+    summary = evaluate_benchmark(ScriptedGenerator(generate), _problems(4), EvalConfig(), tmp_path / "g.jsonl")
+    assert (summary.repeated_step, summary.several_answers) == (1, 1)
+    assert summary.repeated_step_share == summary.several_answers_share == 0.25
+    assert summary.to_dict()["several_answers"] == 1
+
+
 @pytest.mark.parametrize(
     "correct,total,low,high",
     [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (5, 10, 0.2366, 0.7634), (0, 0, 0.0, 0.0)],

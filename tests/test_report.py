@@ -207,3 +207,63 @@ def test_report_png_written_through_a_symlink_keeps_the_link(tmp_path):
     assert shared.read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in shared.parent.iterdir()) == ["latest.png"]  # no temp file left
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".") or "tmp" in p.name) == []
+
+
+# -------------------------------------------------------- degenerate models and the search guards (issue 22)
+
+CLEAN = "Step 1: 3 + 4 = 7.\nStep 2: The answer is \\boxed{7}."
+REPEATS = "Step 1: The answer is \\boxed{7}.\nStep 2: The answer is \\boxed{7}."
+SCATTERED = "Step 1: The answer is \\boxed{6}.\nStep 2: The answer is \\boxed{7}."
+
+
+def write_completions(run: Path, t: int, benchmark: str, completions: list[str]) -> None:
+    eval_dir = run / f"iter_{t}" / "eval"
+    (eval_dir / f"{benchmark}.jsonl").write_text("".join(
+        json.dumps({"id": f"{benchmark}/{i}", "completion": c, "correct": False}) + "\n"
+        for i, c in enumerate(completions)))
+
+
+def test_report_marks_a_degenerate_model_from_an_old_runs_eval_records(tmp_path):
+    # Summaries from before the degeneracy counts: the report counts them from the eval records.
+    run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.6, 0.6])
+    for t, bad in [(0, []), (1, [SCATTERED]), (2, [REPEATS] * 5 + [SCATTERED])]:
+        write_completions(run, t, "gsm8k", bad + [CLEAN] * (20 - len(bad)))
+        write_completions(run, t, "math500", [CLEAN] * 30)  # 50 completions per model in all
+    rows = collect(run)
+    assert [(r.degeneracy.repeated_step, r.degeneracy.several_answers, r.degeneracy.completions)
+            for r in rows] == [(0, 0, 50), (0, 1, 50), (5, 1, 50)]
+    text = build_report(run).read_text()
+    assert "| M2 (degenerate) | 25.0 [" in text and "| M1 | 20.0 [" in text  # 1 in 50 is 2%: not above
+    assert ("**Degenerate:** M2 (10.0% of its 50 completions repeat a step, 2.0% state several final "
+            "answers)") in text
+    assert "| M2 | 5.00 / 200 | 4.00 / 160 | 10.0 | 2.0 | **degenerate** |" in text
+    assert "| M1 | 4.00 / 160 | 4.00 / 160 | 0.0 | 2.0 | no |" in text
+
+
+def test_report_reads_degeneracy_from_the_eval_summary(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    path = run / "iter_1" / "eval" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["benchmarks"]["gsm8k"].update(repeated_step=0, several_answers=3)  # 3 of 20
+    summary["benchmarks"]["math500"].update(repeated_step=0, several_answers=0)
+    path.write_text(json.dumps(summary))
+    write_completions(run, 1, "gsm8k", [REPEATS] * 20)  # the summary wins over the records
+    (m0, m1) = collect(run)
+    assert m0.degeneracy is None  # neither counts nor completions: no verdict, not "clean"
+    d = m1.degeneracy
+    assert (d.completions, d.repeated_step, d.several_answers) == (30, 0, 3)
+    text = build_report(run).read_text()
+    assert "| M1 (degenerate) |" in text and "| M0 | 10.0 [" in text
+    assert "| M0 | 3.00 / 120 | 4.00 / 160 | - | - | - |" in text
+
+
+def test_report_shows_the_search_guard_counts(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.6, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"]["search/M2"]["result"].update(repeat_candidates=9, copy_candidates=4, guard_pairs=6,
+                                                     degenerate_stops=2)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert ("| model | pairs | ties | rollbacks | repeat_candidates | copy_candidates | guard_pairs | "
+            "degenerate_stops |") in text
+    assert "| M2 | 14 | 2 | 1 | 9 | 4 | 6 | 2 |" in text

@@ -12,12 +12,18 @@ from prm_selfreward.judges.base import PairVerdict, StepComparison
 from prm_selfreward.models import GenerationParams, ScriptedGenerator
 from prm_selfreward.prompts import solve_prompt
 from prm_selfreward.records import Problem
+from prm_selfreward.pairs import build_step_pairs
 from prm_selfreward.search import (
+    COPY_MIN_CHARS,
+    GUARDED_SCORE,
     SearchConfig,
     SearchResult,
     StepSearch,
+    copies_question,
+    guard_key,
     order_consistency,
     pick_best_worst,
+    repeats_step,
     round_seed,
     solve_with_search,
     step_completion,
@@ -306,6 +312,169 @@ def test_empty_candidates_are_not_judged_and_all_empty_ends_the_search():
     assert result.steps == ["b q=2"]
     assert result.stop_reason == "empty" and not result.finished
     assert result.counters["empty_candidates"] == 1 + 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Guards: a candidate that repeats an earlier step or copies the question is never chosen.
+
+QUESTION = "Question number 0? Tom has 3 apples and buys 4 more apples. How many apples does he have?"
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("  The answer is   5. ", "the answer is 5"),
+        ("THE ANSWER IS 5!", "the answer is 5"),
+        ("x = 5;", "x = 5"),
+        ("...", ""),
+    ],
+)
+def test_guard_key(text, key):
+    assert guard_key(text) == key
+
+
+@pytest.mark.parametrize(
+    "body,previous,expected",
+    [
+        ("The answer is \\boxed{3}.", ["3 + 0 = 3.", "The answer is \\boxed{3}."], True),
+        ("the answer is \\boxed{3}", ["The  Answer is \\boxed{3}."], True),  # case, spaces, final period
+        ("The answer is \\boxed{4}.", ["The answer is \\boxed{3}."], False),
+        ("3 + 0 = 3.", [], False),
+        ("3 + 0 = 3 and more.", ["3 + 0 = 3."], False),  # a step that extends another is no repeat
+    ],
+)
+def test_repeats_step(body, previous, expected):
+    assert repeats_step(body, previous) is expected
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        (QUESTION, True),
+        ("  " + QUESTION.upper() + " ", True),
+        ("We know: " + QUESTION + " Let us think.", True),  # holds the whole question
+        ("Tom has 3 apples and buys 4 more apples. How many apples does he have", True),  # most of it
+        ("Tom has 3 apples and buys 4 more apples", False),  # a piece, under half of the question
+        ("4 more apples", False),  # short: never a copy
+        ("He has 3 + 4 = 7 apples.", False),
+    ],
+)
+def test_copies_question(body, expected):
+    assert copies_question(body, QUESTION) is expected
+
+
+def test_copies_question_needs_min_chars_on_both_sides():
+    short = "What is 2 + 3?"
+    assert len(guard_key(short)) < COPY_MIN_CHARS
+    assert not copies_question("What is 2 + 3? It is 5.", short)  # a short question is not flagged
+    assert not copies_question("What is 2 + 3", short)
+
+
+def test_a_repeated_step_is_never_chosen_and_becomes_the_rejected_step():
+    # At step 2 the judge would prefer the repeat of step 1 (highest quality), written in other case
+    # and spacing: the guard keeps it from the judge and makes it the pair's rejected step.
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 5, 2])
+        return [" STEP1 option1   q=5.", " fresh q=1", " better q=2 so \\boxed{7}"]
+
+    judge = ScriptedJudge()
+    (result,) = StepSearch(policy(script), judge, SearchConfig(width=3)).run([make_problem(0)])
+    assert result.steps == ["step1 option1 q=5", "better q=2 so \\boxed{7}"]
+    assert len(judge.calls[1]) == 2  # only the two judged candidates: the repeat is never compared
+    assert all("STEP1" not in c.step_a + c.step_b for c in judge.calls[1])
+    pair = result.pairs[1]
+    assert pair.chosen == " better q=2 so \\boxed{7}" and pair.rejected == " STEP1 option1   q=5.\n"
+    assert pair.rejected_score == GUARDED_SCORE < pair.chosen_score == 2.0
+    assert pair.metadata["rejected_guard"] == "repeat"
+    assert result.trace[1]["action"] == "guard_pair" and result.trace[1]["guards"] == ["repeat"]
+    c = result.counters
+    guards = (c["repeat_candidates"], c["copy_candidates"], c["guard_pairs"], c["degenerate_stops"])
+    assert guards == (1, 0, 1, 0)
+    kept, _ = build_step_pairs([result])
+    assert len(kept) == 2 and kept[1].margin == 3.0  # the pair builder keeps it, margin wins - (-1)
+
+
+def test_guard_off_judges_repeats_like_any_other_candidate():
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 5, 2])
+        return [" STEP1 option1   q=5.", " fresh q=1", " better q=2 so \\boxed{7}"]
+
+    judge = ScriptedJudge()
+    cfg = SearchConfig(width=3, max_rounds=3, guard_repeats=False)
+    (result,) = StepSearch(policy(script), judge, cfg).run([make_problem(0)])
+    assert result.steps[1] == "STEP1 option1   q=5."  # the ablation: the judge picks the repeat
+    assert len(judge.calls[1]) == 6
+    assert result.counters["repeat_candidates"] >= 1 and result.counters["guard_pairs"] == 0
+
+
+def test_a_candidate_copying_the_question_is_the_rejected_step():
+    problem = Problem(id="toy/0", question=QUESTION, answers=["7"], benchmark="toy")
+    copy = " " + QUESTION + " q=9"
+    gen = policy(lambda q, step, v: [copy, " He has 3 + 4 = 7 apples q=1 so \\boxed{7}"])
+    judge = ScriptedJudge()
+    (result,) = StepSearch(gen, judge, SearchConfig(width=2)).run([problem])
+    assert result.steps == ["He has 3 + 4 = 7 apples q=1 so \\boxed{7}"] and result.finished
+    assert judge.calls == []  # one judged candidate: nothing to compare
+    (pair,) = result.pairs
+    assert pair.rejected.startswith(copy) and pair.metadata["rejected_guard"] == "copy"
+    assert result.counters["copy_candidates"] == 1 and result.counters["uniform_rounds"] == 0
+
+
+def test_guarded_candidate_resolves_a_tie_instead_of_a_rollback():
+    # A judge that always answers A ties every judged candidate; a repeat still loses to all of them.
+    def script(q, step, visit):
+        if step == 1:
+            return [" first q=1", " second q=2", " third q=3"]
+        return [" first q=1", " a q=4 so \\boxed{7}", " b q=4 so \\boxed{8}"]
+
+    (result,) = StepSearch(policy(script), ScriptedJudge(lambda c: 0), SearchConfig(width=3)).run(
+        [make_problem(0)]
+    )
+    actions = [t["action"] for t in result.trace]
+    assert actions[-1] == "guard_pair" and result.counters["rollbacks"] == 0
+    assert result.steps[-1] == "a q=4 so \\boxed{7}"  # lowest index among the tied judged ones
+    assert result.pairs[-1].rejected == " first q=1\n"
+
+
+def test_every_candidate_guarded_ends_the_search_as_degenerate():
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 2])
+        return [" step1 option1 q=2", " Step1 Option1 q=2!"]
+
+    judge = ScriptedJudge()
+    (result,) = StepSearch(policy(script), judge, SearchConfig(width=2, max_rounds=5)).run([make_problem(0)])
+    assert result.stop_reason == "degenerate" and not result.finished
+    assert result.steps == ["step1 option1 q=2"] and len(result.pairs) == 1
+    assert len(judge.calls) == 1  # the degenerate round asked the judge nothing
+    c = result.counters
+    assert c["degenerate_stops"] == 1 and c["repeat_candidates"] == 2 and c["rounds"] == 2
+
+
+def test_search_stage_summary_sums_the_guard_counts():
+    from prm_selfreward.stages import search_summary
+
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 2])
+        return [" step1 option1 q=2", " fresh q=1 so \\boxed{7}"] if q == 0 else [" step1 option1 q=2"] * 2
+
+    results = StepSearch(policy(script), ScriptedJudge(), SearchConfig(width=2)).run(
+        [make_problem(0), make_problem(1)]
+    )
+    summary = search_summary(results)
+    assert [r.stop_reason for r in results] == ["final_answer", "degenerate"]
+    assert (summary["repeat_candidates"], summary["copy_candidates"]) == (3, 0)
+    assert (summary["guard_pairs"], summary["degenerate_stops"], summary["finished"]) == (1, 1, 1)
+
+
+def test_an_answer_line_without_a_box_ends_the_solution():
+    gen = policy(lambda q, step, v: [" 3 + 4 = 7, so the answer is 7. q=1", " so the answer is 8. q=2"])
+    (result,) = StepSearch(gen, ScriptedJudge(), SearchConfig(width=2)).run([make_problem(0)])
+    assert result.finished and result.stop_reason == "final_answer"
+    assert result.steps == ["so the answer is 8. q=2"] and result.pairs[0].is_final_step
 
 
 def script_for_lockstep(q: int, step: int, visit: int) -> list[str]:

@@ -42,7 +42,13 @@ def _invoke(args: list[str]) -> None:
 
 
 def test_eval_command_matches_the_loops_eval_stage(run, tmp_path):
-    S.evaluate_model(run, 0)
+    from prm_selfreward.degeneracy import degeneracy
+
+    result = S.evaluate_model(run, 0)
+    # The manifest's eval result carries the degeneracy counts and shares, as counted from the records.
+    counted = degeneracy(r["completion"] for r in read_jsonl(run.layout.eval_dir(0) / "gsm8k.jsonl")).to_dict()
+    assert {k: result["gsm8k"][k] for k in counted if k != "completions"} == \
+        {k: v for k, v in counted.items() if k != "completions"}
     out = tmp_path / "eval"
     _invoke(["eval", "--config", str(run.layout.config), "-o", str(out)])
     loop_rows = read_jsonl(run.layout.eval_dir(0) / "gsm8k.jsonl")

@@ -13,6 +13,8 @@ from prm_selfreward.prompts import solve_prompt
 from prm_selfreward.steps import (
     detect_format,
     format_steps,
+    has_answer_line,
+    has_boxed_answer,
     has_final_answer,
     next_step_prefix,
     protected_spans,
@@ -366,6 +368,44 @@ def test_has_final_answer(step, expected):
     assert has_final_answer(step) is expected
 
 
+@pytest.mark.parametrize(
+    "step,expected",
+    [
+        # The format's answer lines end a solution as a box does.
+        ("The answer is 18.", True),
+        ("So the final answer is $\\frac{1}{2}$.", True),
+        ("The answer is: 12", True),
+        ("The answer is -5", True),
+        ("The answer = 7", True),
+        ("the answer is x = 5", True),
+        ("**Answer:** 42", True),
+        ("Answer: $x = 3$", True),
+        ("#### 72", True),
+        ("  #### 1,200", True),
+        ("Final Answer: The final answer is $5$. I hope it is correct.", True),
+        ("Final answer: 3 apples", True),
+        # Not answer lines: no value yet, prose after the marker, a marker inside a sentence.
+        ("The answer is the sum of 3 and 4.", False),
+        ("We need the answer to 3 + 4 first.", False),
+        ("the answer is a whole number", False),
+        ("answers are 3 and 4", False),
+        ("#### ", False),
+        ("Final Answer:", False),
+        ("x #### 3", False),
+        # A box as the value counts only when it is complete and non-blank.
+        ("The answer is \\boxed{", False),
+        ("The answer is $\\boxed{", False),
+        ("Final answer: \\boxed{}", False),
+        ("#### \\boxed{ }", False),
+        ("The answer is \\boxed{15}.", True),
+    ],
+)
+def test_has_final_answer_reads_answer_lines(step, expected):
+    assert has_final_answer(step) is expected
+    assert has_answer_line(step) is (expected and "boxed" not in step)
+    assert has_boxed_answer(step) is ("boxed" in step and expected)
+
+
 def test_step_marker():
     assert step_marker(3) == "Step 3: "
     with pytest.raises(ValueError):
@@ -388,6 +428,7 @@ def test_hostile_text_is_fast(text):
     start = time.perf_counter()
     steps = split_steps(text, "line")
     has_final_answer(text[:20000])
+    has_final_answer("answer **" * 3000 + " " * 20000)
     assert "".join(steps) == text
     assert time.perf_counter() - start < 5.0
 

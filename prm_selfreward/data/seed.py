@@ -850,15 +850,15 @@ def shortcut_audit(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     near 1/2. ``prefer_more_likely`` (the step the model finds more likely) needs a model: it is the
     ``likelihood`` mode of the held-out judge evaluation, reported per model. Also how often the correct
     and the corrupted step end the solution (state a boxed answer): equal counts mean the box is no cue."""
-    from ..steps import has_final_answer
+    from ..steps import has_boxed_answer
 
     rules: dict[str, list[float]] = {"prefer_a": [], "prefer_shorter": [], "prefer_boxed": []}
     ends = {"correct": 0, "corrupted": 0}
     for r in records:
         a, b, verdict = r["step_a"], r["step_b"], int(r["verdict"])
         good, bad = (a, b) if verdict == 0 else (b, a)
-        ends["correct"] += has_final_answer(good)
-        ends["corrupted"] += has_final_answer(bad)
+        ends["correct"] += has_boxed_answer(good)
+        ends["corrupted"] += has_boxed_answer(bad)
         rules["prefer_a"].append(_rule_score(0, verdict))
         rules["prefer_shorter"].append(_rule_score(_prefer(len(a) < len(b), len(b) < len(a)), verdict))
         rules["prefer_boxed"].append(_rule_score(_prefer("\\boxed" in a, "\\boxed" in b), verdict))

@@ -40,7 +40,7 @@ from ..judges.pointwise import (
     pairwise_accuracy,
 )
 from ..records import Problem, Record
-from ..steps import format_steps, has_final_answer, split_steps, strip_calculator_notes
+from ..steps import format_steps, has_boxed_answer, split_steps, strip_calculator_notes
 
 QUALITY_SCORES: dict[str, int] = {"correct": 5, "wrong_answer": 2, "truncated": 1}
 
@@ -162,7 +162,7 @@ def correct_response(problem: Problem) -> str | None:
     steps = reference_steps(problem)
     if not steps:
         return None
-    if not has_final_answer(steps[-1]) and not any(has_final_answer(s) for s in steps):
+    if not has_boxed_answer(steps[-1]) and not any(has_boxed_answer(s) for s in steps):
         steps = steps + [f"The answer is \\boxed{{{problem.answer}}}."]
     return format_steps(steps)
 
@@ -230,7 +230,7 @@ def truncated_response(problem: Problem) -> tuple[str, str] | None:
         detail = "part of its first step"
     else:
         return None
-    if any(has_final_answer(s) or "\\boxed" in s for s in kept):
+    if any(has_boxed_answer(s) or "\\boxed" in s for s in kept):
         return None
     return format_steps(kept), detail
 

@@ -21,7 +21,8 @@ from .context import RunContext
 from .evaluation import eval_stage, judge_eval_modes_stage
 from .search import pairs_stage, search_stage, search_summary
 
-EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed")
+EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed",
+             "repeated_step", "repeated_step_share", "several_answers", "several_answers_share")
 
 
 def model_id(run: RunContext, t: int) -> str:

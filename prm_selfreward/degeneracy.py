@@ -1,0 +1,155 @@
+"""Degenerate solutions: a completion that repeats a step, or states more than one final answer.
+
+A self-rewarding loop can teach a model to game its own judge instead of solving: on the embedded
+gemma-3-270m, step-DPO on pairs chosen by the model's likelihood judge made M2 repeat
+``The answer is \\boxed{k}`` steps, often with different ``k``, in 76% of its completions; the last
+box then hit small-integer golds by chance and raised its accuracy. Accuracy cannot show this, so the
+report shows, per model, the share of its evaluation completions that
+
+- **repeat a step**: two steps with the same text (:func:`~prm_selfreward.steps.guard_key`:
+  case-folded, whitespace collapsed, surrounding ``.,;:!?`` removed), the steps being
+  :func:`~prm_selfreward.steps.split_steps` of the completion (``Step n:`` markers, else paragraphs,
+  else lines), blank ones left out;
+- **state several final answers**: among the steps that state a final answer
+  (:func:`~prm_selfreward.steps.has_final_answer`: a complete box or an answer line), more than one
+  distinct answer. A step's answers are what :func:`~prm_selfreward.grading.extract_answer` finds with
+  the answer-stating sources only (box, ``Final Answer:``, ``####``, "the answer is"; no "last number"
+  fallback), plus any other box of that step that is not part of its final run of boxes
+  (``\\boxed{3}, no: \\boxed{4}`` is two answers, ``\\boxed{2} and \\boxed{3}`` one answer of two
+  parts). Answers are compared as text after :func:`~prm_selfreward.grading.normalize_answer`, case
+  and spaces ignored: ``1/2`` and ``0.5`` count as two (a monitor, not a grader; it errs towards
+  flagging).
+
+Text after the model ended its turn (a chat end token) is left out, as grading does. A model is
+*degenerate* when either share is above :data:`DEGENERATE_SHARE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .grading.extract import extract_answer, strip_chat_tail
+from .grading.normalize import normalize_answer
+from .steps import guard_key, has_final_answer, split_steps, step_body
+
+DEGENERATE_SHARE = 0.02
+"""A model whose completions repeat a step, or state several answers, more often than this is marked
+degenerate in the report."""
+
+ANSWER_SOURCES = ("boxed", "minerva", "gsm8k", "answer_is")
+"""The extraction sources that read a stated answer (no math-span or last-number fallback)."""
+
+
+def completion_steps(completion: str) -> list[str]:
+    """The non-blank step bodies of ``completion`` (markers and surrounding whitespace removed)."""
+    bodies = (step_body(s) for s in split_steps(strip_chat_tail(completion), format="auto"))
+    return [b for b in bodies if b]
+
+
+def repeats_a_step(completion: str) -> bool:
+    """Whether two steps of ``completion`` have the same text (by :func:`~prm_selfreward.steps.guard_key`)."""
+    keys = [k for k in (guard_key(b) for b in completion_steps(completion)) if k]
+    return len(set(keys)) < len(keys)
+
+
+def _answer_key(answer: str) -> str:
+    return "".join(normalize_answer(answer).casefold().split())
+
+
+def _step_answers(step: str) -> list[str]:
+    found = extract_answer(step, order=ANSWER_SOURCES)
+    if found.answer is None:
+        return []
+    answers = [found.answer]
+    if found.source == "boxed":
+        final = _answer_key(found.answer)
+        answers += [b for b in found.all_boxes if b.strip() and _answer_key(b) not in final]
+    return answers
+
+
+def final_answers(completion: str) -> list[str]:
+    """The distinct final answers ``completion`` states, in order of first appearance (normalised
+    text; see the module docstring for what counts)."""
+    seen: dict[str, None] = {}
+    for step in completion_steps(completion):
+        if has_final_answer(step):
+            for answer in _step_answers(step):
+                key = _answer_key(answer)
+                if key:
+                    seen.setdefault(key)
+    return list(seen)
+
+
+def several_answers(completion: str) -> bool:
+    """Whether ``completion`` states more than one distinct final answer."""
+    return len(final_answers(completion)) > 1
+
+
+@dataclass
+class Degeneracy:
+    """How many of ``completions`` repeat a step and how many state several final answers."""
+
+    completions: int = 0
+    repeated_step: int = 0
+    several_answers: int = 0
+
+    @property
+    def repeated_step_share(self) -> float | None:
+        return self.repeated_step / self.completions if self.completions else None
+
+    @property
+    def several_answers_share(self) -> float | None:
+        return self.several_answers / self.completions if self.completions else None
+
+    @property
+    def degenerate(self) -> bool:
+        """Either share above :data:`DEGENERATE_SHARE`."""
+        return any(x is not None and x > DEGENERATE_SHARE
+                   for x in (self.repeated_step_share, self.several_answers_share))
+
+    def add(self, other: Degeneracy) -> None:
+        self.completions += other.completions
+        self.repeated_step += other.repeated_step
+        self.several_answers += other.several_answers
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counts and shares, under the keys an evaluation summary carries them."""
+        return {
+            "completions": self.completions,
+            "repeated_step": self.repeated_step,
+            "repeated_step_share": self.repeated_step_share,
+            "several_answers": self.several_answers,
+            "several_answers_share": self.several_answers_share,
+        }
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Degeneracy | None:
+        """The counts of an evaluation summary (one benchmark's), or None if it has none (older runs)."""
+        keys = ("repeated_step", "several_answers")
+        if not all(isinstance(summary.get(k), int) for k in keys) or not isinstance(summary.get("total"), int):
+            return None
+        return cls(summary["total"], summary["repeated_step"], summary["several_answers"])
+
+
+def degeneracy(completions: Iterable[str]) -> Degeneracy:
+    """Count the completions that repeat a step and those that state several final answers."""
+    out = Degeneracy()
+    for text in completions:
+        out.completions += 1
+        out.repeated_step += repeats_a_step(text)
+        out.several_answers += several_answers(text)
+    return out
+
+
+__all__ = [
+    "ANSWER_SOURCES",
+    "DEGENERATE_SHARE",
+    "Degeneracy",
+    "completion_steps",
+    "degeneracy",
+    "final_answers",
+    "repeats_a_step",
+    "several_answers",
+]

@@ -1,0 +1,85 @@
+"""Degenerate completions: repeated steps and several final answers, as tables of cases (several taken
+from the embedded gemma-3-270m's M1 and M2 on the showcase run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from prm_selfreward.degeneracy import (
+    DEGENERATE_SHARE,
+    Degeneracy,
+    degeneracy,
+    final_answers,
+    repeats_a_step,
+    several_answers,
+)
+
+
+@pytest.mark.parametrize(
+    "completion,expected",
+    [
+        ("Step 1: 3 + 4 = 7.\nStep 2: The answer is \\boxed{7}.", False),
+        ("Step 1: 3 + 4 = 7.\nStep 2: The answer is \\boxed{7}.\nStep 3: The answer is \\boxed{7}.", True),
+        ("Step 1: 3 + 4 = 7.\nStep 2: the  answer is \\boxed{7}\nStep 3: The answer is \\boxed{7}.", True),
+        # The question copied twice as steps (gemma M0).
+        ("Step 1: Tommy sells 43 brownies.\nStep 2: Tommy sells 43 brownies.", True),
+        # Without markers: lines (GSM8K-style) or paragraphs are the steps.
+        ("Seattle has 20 sheep.\nToulouse has 40.\nSeattle has 20 sheep.", True),
+        ("Seattle has 20 sheep.\n\nToulouse has 40.", False),
+        # Steps that differ in a number are not repeats, blank steps are not steps.
+        ("Step 1: 50 more on day 3.\nStep 2: 50 more on day 4.", False),
+        ("Step 1: x = 2.\nStep 2:\nStep 3:  \nStep 4: so \\boxed{2}", False),
+        # After the turn ended, nothing counts.
+        ("Step 1: 3 + 4 = 7.<|im_end|>\nStep 1: 3 + 4 = 7.", False),
+        ("", False),
+    ],
+)
+def test_repeats_a_step(completion, expected):
+    assert repeats_a_step(completion) is expected
+
+
+@pytest.mark.parametrize(
+    "completion,answers",
+    [
+        ("Step 1: 3 + 4 = 7.\nStep 2: The answer is \\boxed{7}.", ["7"]),
+        ("Step 1: The answer is \\boxed{7}.\nStep 2: The answer is $7$.", ["7"]),  # one answer, twice
+        ("Step 1: The answer is 2 flowers a day.\nStep 2: The answer is 5.\nStep 3: The answer is \\boxed{2}.",
+         ["2", "5"]),
+        ("Step 1: so \\boxed{3}, no wait: \\boxed{4}", ["4", "3"]),  # two boxes, not one run of boxes
+        ("Step 1: x = \\boxed{2} and \\boxed{3}", ["2,3"]),  # one answer of two parts
+        ("Step 1: the point is \\boxed{(1, 2)}", ["(1,2)"]),
+        ("Step 1: #### 18\nStep 2: Final Answer: The final answer is $19$. I hope it is correct.", ["18", "19"]),
+        # Numbers in the work are not answers; neither is prose after "the answer is".
+        ("Step 1: 3 + 4 = 7 and 2 * 5 = 10.\nStep 2: The answer is the sum.", []),
+        ("Step 1: The answer is \\boxed{", []),  # cut off: no answer yet
+    ],
+)
+def test_final_answers(completion, answers):
+    assert final_answers(completion) == answers
+    assert several_answers(completion) is (len(answers) > 1)
+
+
+def test_degeneracy_counts_shares_and_the_threshold():
+    repeat = "Step 1: a = 1.\nStep 2: a = 1."
+    several = "Step 1: The answer is 2.\nStep 2: The answer is 3."
+    clean = "Step 1: a = 1.\nStep 2: The answer is \\boxed{1}."
+    d = degeneracy([repeat, several, clean, clean])
+    assert (d.completions, d.repeated_step, d.several_answers) == (4, 1, 1)
+    assert d.repeated_step_share == d.several_answers_share == 0.25 and d.degenerate
+    assert d.to_dict() == {"completions": 4, "repeated_step": 1, "repeated_step_share": 0.25,
+                           "several_answers": 1, "several_answers_share": 0.25}
+    # At exactly the threshold a model is not degenerate; above it (either share alone) it is.
+    n = round(1 / DEGENERATE_SHARE)
+    assert not degeneracy([repeat] + [clean] * (n - 1)).degenerate
+    assert not degeneracy([repeat, several] + [clean] * (n - 2)).degenerate  # 2% each
+    assert degeneracy([repeat, repeat] + [clean] * (n - 2)).degenerate
+    assert degeneracy([several, several] + [clean] * (n - 2)).degenerate
+    assert degeneracy([]).repeated_step_share is None and not degeneracy([]).degenerate
+
+
+def test_degeneracy_from_a_summary_and_summed():
+    assert Degeneracy.from_summary({"total": 10, "accuracy": 0.5}) is None  # an older run's summary
+    d = Degeneracy.from_summary({"total": 10, "repeated_step": 3, "several_answers": 0})
+    assert d == Degeneracy(10, 3, 0)
+    d.add(Degeneracy(90, 0, 1))
+    assert (d.completions, d.repeated_step, d.several_answers) == (100, 3, 1) and d.degenerate
