@@ -60,6 +60,8 @@ def iterate(config: RunConfig, run_dir: str | Path, log: Callable[[str], None] =
     for t in range(2, config.iterations + 2):
         run.stage(f"problems/M{t}", lambda t=t: S.sample_problems(run, t))
         if config.task == "math":
+            if config.judge_eval.select:
+                run.stage(f"judge_select/M{t}", lambda t=t: S.select_judge(run, t))
             run.stage(f"search/M{t}", lambda t=t: S.search_steps(run, t))
             run.stage(f"pairs/M{t}", lambda t=t: S.build_pairs(run, t))
             if config.audit.pairs:

@@ -35,6 +35,7 @@ class ModelRow:
     judge_modes: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+    judge_select: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
     stage_times: dict[str, float] = field(default_factory=dict)
     resumed_stages: set[str] = field(default_factory=set)
@@ -215,6 +216,7 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
                     row.items[f"judge {mode or primary or ''}".strip()] = items
         row.pairs = result(f"pairs/M{t}")
         row.search = result(f"search/M{t}")
+        row.judge_select = result(f"judge_select/M{t}")
         row.audit = result(f"audit/M{t}")
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
@@ -311,6 +313,23 @@ def difference_lines(diffs: list[Difference]) -> list[str]:
     return lines
 
 
+def judge_select_lines(rows: list[ModelRow], multi: bool) -> list[str]:
+    """The search's judge as ``judge_select/M<t>`` chose it: mode, why, and each probed mode's copy
+    preference (share of copy probes on which it picked the repeated step or the copied question)."""
+    lines: list[str] = []
+    for row in rows:
+        chosen = row.judge_select
+        if not isinstance(chosen, dict) or not chosen.get("mode"):
+            continue
+        probed = [f"{m} {_pct(f.get('copy_preference'))}" for m, f in (chosen.get("modes") or {}).items()
+                  if isinstance(f, dict) and "copy_preference" in f]
+        who = f"{row.run} " if multi else ""
+        lines.append(f"- {who}{row.name}'s search judged with **{chosen['mode']}**: {chosen.get('reason', '')}"
+                     + (f"; copy preference (chance 50): {', '.join(probed)}" if probed else "")
+                     + ("; guards on" if chosen.get("guards") else "; guards off") + ".")
+    return (["", "The search's judge, chosen by measurement (`judge_eval.select`):", "", *lines]) if lines else []
+
+
 def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dict[str, Any]]) -> list[str]:
     """Step-judge accuracy per mode (the same held-out pairs; generate may be on a prefix of them),
     and the seed's shortcut audit: what trivial rules score on the same pairs."""
@@ -319,7 +338,7 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
     if modes:
         lines += ["", "## Step judge by mode (held-out EFT pairs)", "",
                   "Accuracy in % [95% Wilson] (n), then the share of pairs judged the same in both orders "
-                  "(position consistency; likelihood has no positions). The search uses the run's `judge.mode`.", ""]
+                  "(position consistency; likelihood has no positions). The search uses the run's `judge.mode` (with `judge_eval.select`: the mode chosen below).", ""]
         head = (["run"] if multi else []) + ["model"] + modes
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in rows:
@@ -331,6 +350,7 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
                 cons = s.get("consistency") if s else None
                 cells.append(f"{_acc_cell(s)}; consistent {_pct(cons)}" if s and cons is not None else _acc_cell(s))
             lines.append("| " + " | ".join(cells) + " |")
+    lines += judge_select_lines(rows, multi)
     for run, audit in shortcuts.items():
         if not audit:
             continue

@@ -168,6 +168,8 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
             raise UserError(f"restore: the training problems drawn here for M{t} differ from the published run's "
                             "(another data directory or version of the sampling code)")
         return None
+    if family == "judge_select":
+        return None  # its result (the chosen mode and its figures) is the manifest entry itself
     if family in ("search", "pairs", "audit") and t is not None:
         train = next((n for n in names if _family(n) == ("train", t)), None)
         if train is None or stages[train].get("status") != "done":

@@ -49,6 +49,16 @@ class JudgeEvalConfig:
         help="Pairs per judge call; the judged rows are appended after each, so a killed stage resumes "
         "from the last chunk (verdicts do not depend on it).",
     )
+    select: bool = option(
+        False,
+        help="Choose the search's judge mode by measurement before each search (stage judge_select/M<t>): "
+        "the most accurate of judge.mode and judge_eval.modes on M(t-1)'s held-out pairs that does not "
+        "prefer copied or repeated steps on the copy probes (eligible anyway while search.guard_repeats is "
+        "on); recorded in the manifest with its figures (docs/step-judge.md).",
+    )
+    probe_pairs: int = option(
+        100, minimum=1, help="Copy probes judged per candidate mode by judge_select (from the held-out pairs)."
+    )
 
 
 @dataclass

@@ -30,7 +30,10 @@ def published_run(tmp_path_factory, tiny_model_dir, data_dir):
     """A LoRA run killed in its DPO stage (M0, seed, M1 done; M2's search and pairs done), published."""
     root = tmp_path_factory.mktemp("restore")
     run_dir = root / "run"
-    config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, sft=LORA, dpo=LORA), resume=False)
+    # The search's judge chosen by measurement between the two cheap modes.
+    select = {"judge_eval": {"modes": ["likelihood"], "select": True, "probe_pairs": 4}}
+    config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, sft=LORA, dpo=LORA, **select),
+                                  resume=False)
     real = S.train_dpo
 
     def killed(run, t):
@@ -56,7 +59,7 @@ def test_restore_rebuilds_the_finished_stages_and_drops_the_rest(published_run, 
     target = tmp_path / "restored"
     counts = restore_run(published, target, data_dir=str(data_dir), log=lambda msg: None)
     assert counts["restored"] == ["eval/M0", "seed", "judge_eval/M0", "train/M1 (SFT)", "eval/M1",
-                                  "judge_eval/M1", "problems/M2"]
+                                  "judge_eval/M1", "problems/M2", "judge_select/M2"]
     # The search's pairs lost their prompts in publishing, and M2 is not trained: the search runs again.
     assert counts["dropped"] == ["search/M2", "pairs/M2", "train/M2 (DPO)"]
 
@@ -87,6 +90,20 @@ def test_a_restored_run_continues_with_resume(published_run, tmp_path, tiny_mode
     manifest = json.loads((target / "manifest.json").read_text())
     assert manifest["status"] == "finished"
     assert (target / "iter_2" / "model" / "adapter" / "adapter_config.json").is_file()
+    chosen = manifest["stages"]["judge_select/M2"]["result"]["mode"]
+    assert f"M2's search judged with **{chosen}**" in (target / "report.md").read_text()
+
+
+def test_the_search_judges_with_the_mode_judge_select_chose(published_run):
+    run_dir, _ = published_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    chosen = manifest["stages"]["judge_select/M2"]["result"]
+    assert chosen["mode"] in ("logprob", "likelihood") and chosen["guards"] is True
+    # Both modes have M1's held-out figures; the chosen one was probed on the copy probes.
+    assert set(chosen["modes"]) == {"logprob", "likelihood"}
+    assert chosen["modes"][chosen["mode"]]["probes"] >= 1 and chosen["modes"][chosen["mode"]]["eligible"]
+    searched = read_jsonl(run_dir / "iter_2" / "search.jsonl")
+    assert searched and all(r["made_by"]["judge"]["mode"] == chosen["mode"] for r in searched)
 
 
 def test_restore_refuses_an_occupied_directory_and_changed_seed_data(published_run, tmp_path, data_dir):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,31 @@ def evaluate_judge(run: RunContext, t: int) -> dict[str, Any]:
         generate_limit=c.judge_eval.generate_limit, solve_few_shot=c.search.few_shot,
         model=model_id(run, t), chunk_size=c.judge_eval.chunk_size,
     )
+
+
+def select_judge(run: RunContext, t: int) -> dict[str, Any]:
+    """The judge mode of M(t)'s search, chosen on M(t-1)'s held-out figures and copy probes
+    (:mod:`prm_selfreward.judges.selection`)."""
+    from ..judges.selection import copy_preference, copy_probes, select_mode
+    from .evaluation import judge_rows
+
+    c = run.config
+    figures = (run.manifest.result(f"judge_eval/M{t - 1}") or {}).get("modes") or {}
+    probes = copy_probes(heldout_rows(run), c.judge_eval.probe_pairs)
+
+    def probe(mode: str) -> dict[str, Any]:
+        judged, _ = judge_rows(run.generator(t - 1), probes, replace(c.judge, mode=mode), c.search.few_shot)
+        return copy_preference(judged)
+
+    return select_mode(figures, probe, primary=c.judge.mode, guards=c.search.guard_repeats)
+
+
+def search_judge(run: RunContext, t: int) -> Any:
+    """The judge config of M(t)'s search: ``judge`` with the mode ``judge_select/M<t>`` chose, if it ran."""
+    chosen = run.manifest.result(f"judge_select/M{t}")
+    if isinstance(chosen, dict) and chosen.get("mode"):
+        return replace(run.config.judge, mode=chosen["mode"])
+    return run.config.judge
 
 
 def build_seed(run: RunContext) -> dict[str, Any]:
@@ -214,11 +240,12 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
 
         run.release()  # the engines need the GPUs this process would hold
         with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
-            rows = parallel_search(pool, problems, c.search, c.judge, run.layout.search(t), model=model_id(run, t - 1))
+            rows = parallel_search(pool, problems, c.search, search_judge(run, t), run.layout.search(t),
+                                   model=model_id(run, t - 1))
         return search_summary([SearchResult.from_dict(r) for r in rows])
     with ProgressReporter(f"search/M{t} with M{t - 1}", len(problems), unit="problems") as bar:
         results, search = search_stage(
-            run.generator(t - 1), problems, run.config.search, run.config.judge, run.layout.search(t),
+            run.generator(t - 1), problems, run.config.search, search_judge(run, t), run.layout.search(t),
             on_chunk=bar.on_search_chunk, on_round=bar.on_search_round, model=model_id(run, t - 1),
         )
     return {**search_summary(results), "resumed": search.resumed}
