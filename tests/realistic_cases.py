@@ -333,4 +333,39 @@ add("no_false_positives", [
     ("a_{12}", "\\boxed{10}", False, None),
 ])
 
+# ---------------------------------------------------------------------------------------------------
+# "#### N" wherever a line's answer can stand (step-by-step chat outputs)
+
+STEPS = "Step 1: Janet's ducks lay 16 eggs and she eats 3 and bakes with 4.\nStep 2: She sells 16 - 3 - 4 = 9 eggs at $2 each.\n"
+add("gsm8k_lines", [
+    ("18", STEPS + "Step 3: #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### 17", False, "gsm8k"),
+    ("18", STEPS + "Step 3: 9 * 2 = 18 dollars. #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: 9 * 2 = 18 dollars. #### 18.", True, None),
+    ("18", STEPS + "Step 3: #### 18\nStep 4: #### 18\nStep 5: #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### 18 Step 4: She also sells 3 more, 21 in all", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### $18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: **#### 18**", True, "gsm8k"),
+    ("14", "#### Step 1: Count the apples\nShe has 3 + 4 = 7 apples.\n#### Step 2: Double it\n7 * 2 = 14", True, "gsm8k"),
+    ("2", "#### Step 1: Count the apples\nShe has 3 + 4 = 7 apples.\n#### Step 2: Double it\n7 * 2 = 14", False, "gsm8k"),
+    ("26", "Step 1: 5 + 21 = 26\nStep 2: #### 26<|im_end|>", True, "gsm8k"),
+    ("26", "Step 1: 5 + 21 = 26\nStep 2: #### 25<|im_end|>\n<|im_start|>user\n#### 26", False, "gsm8k"),
+])
+
+# ---------------------------------------------------------------------------------------------------
+# No box and no answer line: the last sentence's number outranks an earlier math span (numeric golds)
+
+add("last_sentence", [
+    ("200", "The reach is 1000 feet and the throw 1200 feet.\n\\[ d = 1000 - 1200 \\]\n\\[ d = -200 \\]\nSo the dragon can still hit the dragon 200 feet outside of the reach.", True, "gsm8k"),
+    ("-200", "The reach is 1000 feet and the throw 1200 feet.\n\\[ d = -200 \\]\nSo Polly can stand 200 feet outside of the reach.", False, "gsm8k"),
+    ("23", "Step 1: He starts with 25 marbles.\nStep 2: He loses 2: \\( 25 - 2 = 23 \\)\nStep 3: He then buys 4 more, so he has 27.\nStep 4: He then buys 4 more, so he has 27.\nStep 5: He then buys 4 more, so he has", False, "gsm8k"),
+    ("27", "Step 1: He starts with 25 marbles.\nStep 2: He loses 2: \\( 25 - 2 = 23 \\)\nStep 3: He then buys 4 more, so he has 27.\nStep 4: He then buys 4 more, so he has 27.\nStep 5:", True, "gsm8k"),
+    ("5", HEAD + "Therefore \\[ x = 5 \\] holds in all 3 cases.", True, None),
+    ("3", HEAD + "Therefore \\[ x = 5 \\] holds in all 3 cases.", False, None),
+    ("x^2+1", HEAD + "The polynomial is $x^2+1$.\nWe checked it in 3 cases.", True, None),
+    ("5", HEAD + "Step 3: So $x = 5$.\nStep 4:", True, None),
+    ("4", HEAD + "Step 3: So $x = 5$.\nStep 4:", False, None),
+    ("12", HEAD + "She sold **12** cakes.\nEach of the 3 boxes holds 4 of them, 12 in all.", True, None),
+])
+
 CASES: list[Case] = [Case(*row) for row in _CASES]

@@ -62,7 +62,13 @@ def _start(
     """Extraction and the in-process rungs: a final verdict, or a provisional one plus a sympy job."""
     rules = rules_for(benchmark)
     gold = prepare_gold(gold, benchmark)
-    extraction: Extraction = extract_answer(prediction_text, rules.order)
+    order = rules.order
+    numeric = _numeric_gold(gold, unit)
+    if not numeric:
+        # The last number is read for numeric golds only ("x^2 + 1" does not end in its 1), both as
+        # the last resort and where it outranks an earlier math span.
+        order = tuple(s for s in order if s != "last_number")
+    extraction: Extraction = extract_answer(prediction_text, order)
     fallback = extraction.source in ("last_number", "none") and not extraction.truncated
     if whole_text_fallback and fallback and prediction_text:
         extraction = Extraction(prediction_text.strip() or None, "none", extraction.all_boxes)
@@ -70,9 +76,7 @@ def _start(
     else:
         source = extraction.source
     verdict = Verdict(False, extraction.answer, _gold_text(gold), "no_answer", "", source)
-    if source == "last_number" and not _numeric_gold(gold, unit):
-        # The last number is a last resort for numeric golds only ("x^2 + 1" does not end in its 1).
-        verdict.predicted = None
+    if source == "none" and not numeric and not extraction.truncated and extract_answer(prediction_text, rules.order).answer:
         verdict.detail = "no answer marker (the last-number fallback is for numeric golds only)"
         return verdict, None
     if extraction.answer is None:

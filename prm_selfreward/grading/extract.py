@@ -309,12 +309,12 @@ def _span_run(text: str, spans: list[_Span], last: int) -> str | None:
     return ", ".join(reversed(parts))
 
 
-def _last_math(text: str) -> tuple[int, str] | None:
+def _last_math(text: str) -> tuple[int, str, int] | None:
     spans = math_spans(text)
     for index in range(len(spans) - 1, max(-1, len(spans) - 1 - MAX_MARKERS), -1):
         value = _span_run(text, spans, index)
         if value:
-            return spans[index].start, value
+            return spans[index].start, value, spans[index].end
     return None
 
 
@@ -325,7 +325,7 @@ _BOLD_NOT_ANSWER_RE = re.compile(r"^(?:step\s*\d|answer\b|final\s+answer\b|solut
 _CHOICE_ONLY_RE = re.compile(r"^\(?[A-E]\)?$")
 
 
-def _last_bold(text: str) -> tuple[int, str] | None:
+def _last_bold(text: str) -> tuple[int, str, int] | None:
     marks = []
     pos = text.find("**")
     while pos != -1:
@@ -345,18 +345,32 @@ def _last_bold(text: str) -> tuple[int, str] | None:
         if _BOLD_NOT_ANSWER_RE.search(value):
             continue
         if re.search(r"[\d\\$]", value) or _CHOICE_ONLY_RE.match(value):
-            return open_pos, value
+            return open_pos, value, close_pos + 2
     return None
 
 
-def _math_or_bold(text: str) -> tuple[str, Source] | None:
+# Between a math span and a number of a later sentence: a sentence end or a line break.
+_LATER_SENTENCE_RE = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _math_or_bold(text: str, numbers: bool) -> tuple[str, Source] | None:
+    """The later of the last math span and the last bold answer; when ``numbers``, the last number
+    outranks both if it stands in a later sentence (``\\[ d = -200 \\]`` then "... hit it 200 feet
+    away" reads 200, as does a run-on completion cut off long after its last math span)."""
     math = _last_math(text)
     bold = _last_bold(text)
+    found: tuple[int, int, str, Source] | None = None
     if math and (not bold or math[0] > bold[0]):
-        return math[1], "math"
-    if bold:
-        return bold[1], "bold"
-    return None
+        found = (math[0], math[2], math[1], "math")
+    elif bold:
+        found = (bold[0], bold[2], bold[1], "bold")
+    if found is None:
+        return None
+    if numbers:
+        number = _last_number_at(text)
+        if number is not None and number.start >= found[1] and _LATER_SENTENCE_RE.search(text, found[1], number.start):
+            return number.value, "last_number"
+    return found[2], found[3]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -364,14 +378,16 @@ def _math_or_bold(text: str) -> tuple[str, Source] | None:
 
 _MINERVA_RE = re.compile(r"Final Answer:\s{0,20}The final answer is", re.IGNORECASE)
 _HOPE_RE = re.compile(r"\.?\s*I hope it is correct", re.IGNORECASE)
-_GSM8K_RE = re.compile(r"^[ \t]*####(.*)$", re.MULTILINE)
+# "#### N" wherever a line's answer can stand: at the start of a line, after a "Step n:" marker or
+# after other text ("... = 26. #### 26"); not a markdown heading "#### Step 2: ..." (a word first).
+_GSM8K_RE = re.compile(r"(?<!#)####(?!#)[ \t]*([^\n]*)")
+_GSM8K_HEADING_RE = re.compile(r"^(?:\*\*)?[A-Za-z][A-Za-z']+\b(?![.)])")
 _ANSWER_IS_RE = re.compile(
     r"\b(?:answers?|(?<=correct )(?:choice|option))\b(?:\*\*)?[ \t]*(?:is\b|are\b|:|=)(?:[ \t]*\*\*)?[ \t]*:?(?:\*\*)?"
     r"(?:[ \t]*(?:equal[ \t]+to|that|therefore|thus|then|simply)\b)?",
     re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
-_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+")
 _MARKDOWN_EDGE_RE = re.compile(r"^(?:\*\*|__)\s*|\s*(?:\*\*|__)$")
 
 
@@ -488,12 +504,21 @@ def _minerva(text: str) -> str | None:
 
 
 def _gsm8k(text: str) -> str | None:
+    """The value after the last ``####`` that holds one: the rest of its line up to a sentence end
+    or the next ``Step n:`` marker (a model that goes on writing on the same line)."""
     found = _GSM8K_RE.findall(text)
     for line in reversed(found[-MAX_MARKERS:]):
-        value = line.strip()[:WINDOW].rstrip(".").strip()
+        value = line.strip()[:WINDOW]
+        if _GSM8K_HEADING_RE.match(value) and not re.match(r"^[A-E]\b", value):
+            continue  # a markdown heading ("#### Step 2: add"), not an answer
+        value = _clean_value(_GSM8K_STOP_RE.split(value, maxsplit=1)[0])
         if value:
             return value
     return None
+
+
+# Where the value of a "####" line ends: a sentence end or another step's marker.
+_GSM8K_STOP_RE = re.compile(r"\.(?=\s)|\s(?=(?:\*\*)?Step\s*\d+\s*[:.])|\s####", re.IGNORECASE)
 
 
 def _answer_is(text: str) -> str | None:
@@ -510,26 +535,48 @@ def _answer_is(text: str) -> str | None:
     return None
 
 
-def _last_number(text: str) -> str | None:
-    # Only the end of the text matters (a number is never longer than the window; the window is
-    # widened to the start of a number it would cut).
+@dataclass(frozen=True)
+class _Number:
+    start: int
+    end: int
+    value: str
+
+
+# A number as prose writes it, thousands separators included (1,234; 1{,}234; 1\,234; 1\!234).
+_PROSE_NUMBER_RE = re.compile(
+    r"(?<![\w.])-?(?:\d{1,3}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+    r"(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+"
+)
+_SEPARATORS_RE = re.compile(r"\{,\}|,\\!|\\,|\\!|[,\s]")
+# "Step 4:" labels a step; its number is never an answer.
+_STEP_LABEL_BEFORE_RE = re.compile(r"\bstep\s*$", re.IGNORECASE)
+
+
+def _last_number_at(text: str) -> _Number | None:
+    """The last number of ``text`` with its position (after "about"/``≈`` the number before it;
+    a "Step n" label is skipped). Only the last :data:`WINDOW` characters are read (widened to the
+    start of a number the window would cut), unless they hold no number."""
     start = max(0, len(text) - WINDOW)
-    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",."):
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",.{}\\!"):
         start -= 1
-    tail = _THOUSANDS_RE.sub(r"\1", text[start:])
-    found = list(_NUMBER_RE.finditer(tail))
-    if not found and start > 0:
-        tail = _THOUSANDS_RE.sub(r"\1", text)
-        found = list(_NUMBER_RE.finditer(tail))
-    if not found:
+    for origin in (start, 0) if start > 0 else (0,):
+        found = [
+            m for m in _PROSE_NUMBER_RE.finditer(text, origin)
+            if not _STEP_LABEL_BEFORE_RE.search(text[max(0, m.start() - 8) : m.start()])
+        ]
+        if found:
+            break
+    else:
         return None
     last = found[-1]
-    if len(found) > 1 and _APPROX_BEFORE_RE.search(tail[found[-2].end() : last.start()]):
+    if len(found) > 1 and _APPROX_BEFORE_RE.search(text[found[-2].end() : last.start()]):
         last = found[-2]  # "1/6 ≈ 0.167": the exact value, not its rounding
-    return last.group(0).replace(",", "").replace(" ", "").replace("\t", "")
+    return _Number(last.start(), last.end(), _SEPARATORS_RE.sub("", last.group(0)))
 
 
-_THOUSANDS_RE = re.compile(r"(\d)(?:\{,\}|,\\!|\\,|\\!)(?=\d{3}(?!\d))")
+def _last_number(text: str) -> str | None:
+    number = _last_number_at(text)
+    return number.value if number else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -558,7 +605,7 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
                 return Extraction(answer, "boxed", all_boxes)
             continue
         if source in ("math", "bold"):
-            found = _math_or_bold(text)
+            found = _math_or_bold(text, "last_number" in order)
             if found:
                 return Extraction(found[0], found[1], all_boxes)
             continue
