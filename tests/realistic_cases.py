@@ -368,4 +368,24 @@ add("last_sentence", [
     ("12", HEAD + "She sold **12** cakes.\nEach of the 3 boxes holds 4 of them, 12 in all.", True, None),
 ])
 
+# ---------------------------------------------------------------------------------------------------
+# Answer lines in prose (Minerva's "Final Answer:" with a sentence), currency dollars, inline spans
+
+add("prose_answers", [
+    ("120", HEAD + "Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", True, "math"),
+    ("8", HEAD + "Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", False, "math"),
+    ("\\frac{3}{4}", HEAD + "Final Answer: The probability that $X > Y$ is $\\frac{3}{4}$. I hope it is correct.", True, "math"),
+    ("\\frac{3}{4}", HEAD + "Final Answer: The probability that $X > Y$ is $\\frac{1}{4}$. I hope it is correct.", False, "math"),
+    ("5", HEAD + "Answer: 5 is the number of apples left.", True, None),
+    ("10455", "He pays $10,200 + $255 = $10,455.\nThe final answer is $10,455$", True, None),
+    ("255", "He pays $10,200 + $255 = $10,455.\nThe final answer is $10,455$", False, None),
+    ("10455", "The tax is $255, so he pays $10,200 + $255 = $10,455. The final answer is $10,455$", True, None),
+    ("10455", "The total is \\$10,200 + \\$255 = \\$10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", True, "math"),
+    ("9", "Answer $$ \n 9 \n $$", True, None),
+    ("9", "Answer \\[ \n 9 \n \\]", True, None),
+    ("9", "Answer $ \n 9 \n $", False, None),  # an inline span holds no line break (math-verify's rule)
+    ("9", "Answer \\( \n 9 \n \\)", False, None),
+    ("7", "Le prix est 5$.\nIl reste 7$", True, None),
+])
+
 CASES: list[Case] = [Case(*row) for row in _CASES]

@@ -230,17 +230,27 @@ def _looks_like_prose(content: str) -> bool:
 
 
 def math_spans(text: str) -> list[_Span]:
-    """Every math span of ``text``, left to right. Spans are paired from the end (a closer with the
-    nearest opener of its kind before it), so that a stray ``$`` early in a text cannot shift the
-    pairing of the final answer; a span may not hold a blank line, and an inline ``$`` span whose
-    closer is followed by a digit is currency (``$5 and $7``), not math. Linear: openers are looked
-    up by bisection in per-kind position lists."""
+    """Every math span of ``text``, left to right (see :func:`_pair_spans`)."""
+    return _pair_spans(text)[0]
+
+
+def _pair_spans(text: str) -> tuple[list[_Span], list[tuple[int, int]]]:
+    """``(spans, broken)``: the math spans of ``text`` left to right, and the inline pairs refused
+    for holding a line break. Spans are paired from the end (a closer with the nearest opener of its
+    kind before it), so that a stray ``$`` early in a text cannot shift the pairing of the final
+    answer. A span may not hold a blank line; an inline span (``$...$``, ``\\(...\\)``) may not hold a
+    line break at all (math-verify's rule: ``Answer $ \\n 9 \\n $`` is no span, and its number is
+    not read as the last number either: ``broken``); an inline ``$`` span whose closer is followed by
+    a digit is currency (``$5 and $7``), not math, and so is a ``$`` after a digit (``5$``). Linear:
+    openers are looked up by bisection in per-kind position lists."""
     tokens = [(m.start(), m.group(0)) for m in _DELIM_RE.finditer(text)]
     positions: dict[str, list[int]] = {}
     for index, (_, tok) in enumerate(tokens):
         positions.setdefault(tok, []).append(index)
     blanks = [m.start() for m in _BLANK_LINE_RE.finditer(text)]
+    newlines = [m.start() for m in re.finditer("\n", text)]
     spans: list[_Span] = []
+    broken: list[tuple[int, int]] = []
     k = len(tokens) - 1
     while k >= 0:
         close_pos, tok = tokens[k]
@@ -257,14 +267,21 @@ def math_spans(text: str) -> list[_Span]:
         open_pos = tokens[open_index][0]
         b = bisect.bisect_right(blanks, open_pos)
         blank_inside = b < len(blanks) and blanks[b] < close_pos
-        currency = tok == "$" and text[close_pos + 1 : close_pos + 2].isdigit()
-        if blank_inside or currency:
+        currency = tok == "$" and (
+            text[close_pos + 1 : close_pos + 2].isdigit() or text[open_pos - 1 : open_pos].isdigit()
+        )
+        line = bisect.bisect_right(newlines, open_pos)
+        line_inside = tok in ("$", "\\)") and line < len(newlines) and newlines[line] < close_pos
+        if blank_inside or currency or line_inside:
+            if line_inside and not blank_inside and not currency and not text[close_pos - 1 : close_pos].isdigit():
+                broken.append((open_pos, close_pos + len(tok)))
             k -= 1
             continue
         spans.append(_Span(open_pos, close_pos + len(tok), text[open_pos + len(opener) : close_pos]))
         k = open_index - 1
     spans.reverse()
-    return spans
+    broken.reverse()
+    return spans, broken
 
 
 _VARIABLE_RE = re.compile(r"^[a-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?$")
@@ -461,6 +478,12 @@ def _value_after(tail: str) -> str | None:
     if clause and not any(s.start < clause.start() < s.end for s in spans):
         sentence = sentence[: clause.start()]  # "7 dollars, since 14/2 = 7"
         spans = [s for s in spans if s.end <= clause.start()]
+    subject = _SUBJECT_VALUE_RE.match(sentence)
+    if subject:
+        return _clean_value(subject.group(1)) or None  # "5 is the number of apples left"
+    copula = _copula_value(sentence, spans)
+    if copula is not None:
+        return _value_after(copula)  # "The volume of $ABCDEFGH$ is 120": what the sentence says it is
     if spans:
         outside = sentence[: spans[0].start] + "".join(
             sentence[a.end : b.start] for a, b in zip(spans, spans[1:], strict=False)
@@ -476,6 +499,25 @@ def _value_after(tail: str) -> str | None:
 
 
 _CURRENCY_ONLY_RE = re.compile(r"^\s*\$\s*\d")
+_COPULA_RE = re.compile(r"\s(?:is|are|equals|was|were|becomes)\s+(?:(?:equal\s+to|exactly|then)\s+)?", re.IGNORECASE)
+_SUBJECT_VALUE_RE = re.compile(r"^\s*(-?[\d.,/]+)\s+(?:is|are)\s+(?:the|a|an|our|my|its)\b", re.IGNORECASE)
+_PROSE_START_RE = re.compile(r"^\s*(?:\*\*)?[A-Za-z][a-z]+\b")
+
+
+def _copula_value(sentence: str, spans: list[_Span]) -> str | None:
+    """What a prose sentence after a marker says the answer is: the text after its last "is" /
+    "are" / "equals" outside math, when the sentence opens with a word and that text holds a digit
+    or math ("Final Answer: The volume of $ABCDEFGH$ is 120" gives 120; "5 is the count" stays)."""
+    if not _PROSE_START_RE.match(sentence):
+        return None
+    found = None
+    for match in _COPULA_RE.finditer(sentence):
+        if not any(s.start < match.start() < s.end for s in spans):
+            found = match
+    if found is None:
+        return None
+    rest = sentence[found.end() :]
+    return rest if re.search(r"[\d$\\]", rest) else None
 _CHOICE_LEAD_RE = re.compile(r"^\s*(?:\*\*)?\(([A-E])\)")
 # Where the answer's sentence goes on to explain it.
 _CLAUSE_RE = re.compile(
@@ -559,10 +601,18 @@ def _last_number_at(text: str) -> _Number | None:
     start = max(0, len(text) - WINDOW)
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",.{}\\!"):
         start -= 1
+    broken = _pair_spans(text)[1]
+    starts = [b[0] for b in broken]
+
+    def in_broken_span(pos: int) -> bool:
+        k = bisect.bisect_right(starts, pos) - 1
+        return k >= 0 and broken[k][1] > pos
+
     for origin in (start, 0) if start > 0 else (0,):
         found = [
             m for m in _PROSE_NUMBER_RE.finditer(text, origin)
             if not _STEP_LABEL_BEFORE_RE.search(text[max(0, m.start() - 8) : m.start()])
+            and not in_broken_span(m.start())
         ]
         if found:
             break
