@@ -3,7 +3,7 @@
 Cases are built here from real gold answers (MATH-500, OlympiadBench, GSM8K, MATH test, Gaokao 2023
 in ``$PRM_SR_DATA_DIR``, default ``../shared/data``): rewritings that must be accepted (other
 notation, reordered sets, decimals within tolerance, units, ``x = v``) and near misses that must be
-rejected (a changed element, a swapped tuple, an interval end, a rounded decimal), each wrapped in a
+rejected (a changed element, a swapped tuple, an interval end, a mis-rounded decimal), each wrapped in a
 realistic model output, plus the known failure modes of DESIGN.md section 4, extraction traps, and
 the hand-written table of answer forms as models write them (tests/realistic_cases.py, category
 ``realistic``, labelled by hand; the agreement of the two checkers on it is printed). Other labels
@@ -130,6 +130,14 @@ def decimal(value, digits: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
+def misrounded(text: str) -> str:
+    """A decimal one unit off in its last written place: no rounding of the value it came from."""
+    import sympy
+
+    places = len(text.split(".")[1]) if "." in text else 0
+    return decimal(sympy.Rational(text) + sympy.Rational(1, 10**places), 30)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Case builders, one per category
 
@@ -182,8 +190,11 @@ def number_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
             decimal(value, 12),
         ]
         wrong = [f"{sign}\\frac{{{b}}}{{{a}}}" if a != b else "0", f"{sign}\\frac{{{int(a) + 1}}}{{{b}}}"]
-        if sympy.Rational(decimal(value, 3)) != value:
-            wrong.append(decimal(value, 3))  # rounded: exact gold, approximate answer beyond 1e-6
+        rounded = decimal(value, 3)
+        if sympy.Rational(rounded) != value and "." in rounded:
+            # Rounded at the precision written: right (docs/checker.md, Numbers); one unit off: wrong.
+            right.append(rounded)
+            wrong.append(misrounded(rounded))
         for answer in rng.sample(right, 2):
             out.append(Case("numbers", gold, wrap(answer, rng), True, "math"))
         out.append(Case("numbers", gold, wrap(rng.choice(wrong), rng), False, "math"))
@@ -235,8 +246,9 @@ def constant_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
             if numerically_different(candidate, expr):
                 wrong.append(latex_of(candidate))
         approx = decimal(expr, 3)
-        if numerically_different(sympy.Float(approx, 30), expr):
-            wrong.append(approx)
+        if numerically_different(sympy.Float(approx, 30), expr) and "." in approx:
+            right.append(approx)  # rounded at the precision written
+            wrong.append(misrounded(approx))  # one unit off in the last place
         for answer in rng.sample(right, min(2, len(right))):
             out.append(Case("constants", gold, wrap(answer, rng), True, "math"))
         if wrong:

@@ -220,12 +220,19 @@ add("matrices", [
     ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
      "\\boxed{\\begin{pmatrix} 0.3333333 \\\\ 0.6666667 \\end{pmatrix}}", True, None),
     ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
-     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.67 \\end{pmatrix}}", False, None),
+     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.67 \\end{pmatrix}}", True, None),  # rounded at the precision written
+    ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
+     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.66 \\end{pmatrix}}", False, None),  # truncated, not rounded
+    ("\\begin{pmatrix} \\frac{8}{3} \\\\ 1 \\end{pmatrix}", "\\boxed{\\begin{pmatrix} 2.6667 \\\\ 1 \\end{pmatrix}}", True, None),
     ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "\\boxed{(2, -1)}", True, None),
     ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.8660254)}", True, None),
-    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.866)}", False, None),
+    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.866)}", True, None),
+    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.867)}", False, None),
     ("[\\frac{1}{4}, \\frac{3}{4}]", "\\boxed{[0.25, 0.75]}", True, None),
-    ("[\\frac{1}{3}, 1]", "\\boxed{[0.33, 1]}", False, None),
+    ("[\\frac{1}{3}, 1]", "\\boxed{[0.33, 1]}", True, None),
+    ("[\\frac{1}{3}, 1]", "\\boxed{[0.3, 1]}", False, None),  # one significant digit: too few
+    ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6667, \\infty)}", True, None),
+    ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6666, \\infty)}", False, None),
     ("\\left( \\frac{3}{2}, 2 \\right]", "\\boxed{(1.5, 2]}", True, None),
 ])
 
@@ -269,6 +276,19 @@ add("numbers_units", [
     ("\\frac{1}{3}", "\\boxed{0.\\overline{4}}", False, None),
     ("500", "\\boxed{\u20b9500}", True, None),
     ("5", "\\boxed{5 USD}", True, None),
+    ("1.22", "\\boxed{1,22}", True, None),  # a decimal comma
+    ("0.111", "\\boxed{0,111}", True, None),  # no thousands group opens with 0
+    ("111", "\\boxed{0,111}", False, None),
+    ("2.74", "Le total est donc de 2,74 $ au final.", True, None),
+    ("274", "Le total est donc de 2,74 $ au final.", False, None),
+    ("1000.99", HEAD + "It is not 10: it is 1,000.99\u20ac in the end.", True, None),
+    ("1000.99", HEAD + "The floor is not 10 but 1,000.99m\u00b2 in area.", True, None),
+    ("1000.99", HEAD + "The answer is 1,000.99m\u00b2.", True, None),
+    ("1000.98", HEAD + "The answer is 1,000.99m\u00b2.", False, None),
+    ("28\\%", "\\boxed{28 pct}", True, None),
+    ("28\\%", "\\boxed{28 percentage}", True, None),
+    ("28\\%", HEAD + "The loss is 28 pct.", True, None),
+    ("28\\%", "\\boxed{0.28}", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -315,7 +335,8 @@ add("no_false_positives", [
     ("(1,2)", "\\boxed{\\{1,2\\}}", False, None),
     ("(1,2)", "\\boxed{[1,2]}", False, None),
     ("[1,2]", "\\boxed{1, 2}", False, None),
-    ("\\frac{1}{3}", "\\boxed{0.333}", False, None),
+    ("\\frac{1}{3}", "\\boxed{0.334}", False, None),
+    ("0.33", "\\boxed{\\frac{1}{3}}", False, None),  # an exact answer does not match a rounded gold
     ("\\frac{1}{2004!}", "\\boxed{\\frac{1}{2006!}}", False, None),
     ("50\\%", "\\boxed{0.5}", False, None),
     ("2", "\\boxed{x^2}", False, None),
@@ -328,7 +349,8 @@ add("no_false_positives", [
     ("-2,-2", "\\boxed{-2}", False, None),
     ("(1, 2]", "\\boxed{(1, 2)}", False, None),
     ("x = 5", HEAD + "The answer is x = 6.", False, None),
-    ("\\sqrt{2}", "\\boxed{1.41}", False, None),
+    ("\\sqrt{2}", "\\boxed{1.42}", False, None),
+    ("1.41", "\\boxed{1.414}", False, None),  # a decimal gold is not rounded: it is the answer
     ("3", HEAD + "so the answer is $3+1$", False, None),
     ("a_{12}", "\\boxed{10}", False, None),
 ])

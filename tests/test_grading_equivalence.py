@@ -40,7 +40,14 @@ FRACTIONS = [
     ("-\\frac{5}{7}", "\\frac{-5}{7}", True),
     ("-\\frac{5}{7}", "\\frac{5}{7}", False),
     ("\\frac{1}{3}", "0.3333333", True),  # a decimal approximates within 1e-6
-    ("\\frac{1}{3}", "0.333", False),
+    ("\\frac{1}{3}", "0.333", True),  # a decimal that rounds the exact gold at its written precision
+    ("\\frac{1}{3}", "0.33", True),
+    ("\\frac{1}{3}", "0.334", False),  # not a rounding of 1/3
+    ("\\frac{1}{3}", "0.3", False),  # one significant digit is too few to be a rounding
+    ("\\frac{8}{3}", "2.6667", True),
+    ("\\frac{8}{3}", "2.6666", False),  # truncated, not rounded
+    ("\\frac{1}{840}", "0.00119", True),
+    ("\\frac{1}{840}", "0.001", False),
     ("\\frac{1}{3}", "\\frac{333333}{1000000}", False),  # two exact values: exact comparison
     ("2\\frac{1}{2}", "\\frac{5}{2}", True),  # mixed number
     ("\\frac{2004}{2005}", "\\frac{2005}{2006}", False),
@@ -58,12 +65,19 @@ ROOTS_AND_CONSTANTS = [
     ("\\sqrt3", "3^{1/2}", True),
     ("\\frac{\\sqrt{6}}{3}", "\\sqrt{\\frac{2}{3}}", True),
     ("5\\sqrt{2}", "7.0710678", True),
-    ("5\\sqrt{2}", "7.07", False),
+    ("5\\sqrt{2}", "7.07", True),  # rounded at its written precision
+    ("5\\sqrt{2}", "7.08", False),
+    ("5\\sqrt{2}", "7.1", True),
+    ("\\sqrt{2}", "1.4", True),
+    ("\\sqrt{2}", "1.5", False),
     ("\\pi", "\\pi", True),
     ("2\\pi", "\\pi \\cdot 2", True),
     ("\\frac{\\pi}{4}", "\\frac \\pi4", True),
     ("\\frac{20000}{\\pi}", "\\frac{40000}{2\\pi}", True),
-    ("\\pi", "3.14", False),
+    ("\\pi", "3.14", True),
+    ("\\pi", "3.15", False),
+    ("\\pi", "3.1416", True),
+    ("\\pi", "3.1415", False),
     ("e^{-1}", "\\frac{1}{e}", True),
     ("\\log_{10} 2", "\\frac{\\ln 2}{\\ln 10}", True),
     ("2004\\sqrt{2}-2003", "-2003+2004\\sqrt{2}", True),
@@ -285,8 +299,13 @@ def test_equivalence_table(gold, pred, expected):
 
 
 # Deliberately asymmetric: a single gold matches a prediction that restates it in several forms, but
-# a gold list needs every answer ("-2,-2" is two answers; "-2" is one).
-ASYMMETRIC = {("-2,-2", "-2"), ("15\\frac{39}{40}", "15\\frac{39}{40}, \\frac{639}{40}")}
+# a gold list needs every answer ("-2,-2" is two answers; "-2" is one); a predicted decimal may round
+# an exact gold at its own precision ("0.33" for 1/3), but a gold "0.33" is not the exact 1/3.
+ASYMMETRIC = {("-2,-2", "-2"), ("15\\frac{39}{40}", "15\\frac{39}{40}, \\frac{639}{40}")} | {
+    # a predicted decimal rounds an exact gold; an exact prediction does not match a rounded gold
+    (g, p) for g, p, equal in FRACTIONS + ROOTS_AND_CONSTANTS
+    if equal and "." in p and "." not in g and len(p.split(".")[1]) < 6
+}
 
 
 @pytest.mark.parametrize(

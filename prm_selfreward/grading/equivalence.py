@@ -50,7 +50,7 @@ from .normalize import (
     normalize_answer,
     parse_shape,
 )
-from .numbers import MAX_DIGITS, REL_TOL, numbers_equal, parse_number
+from .numbers import MAX_DIGITS, REL_TOL, numbers_equal, parse_number, rounds_to
 from .result import REASONS, Comparison
 from .timeout import run_sympy
 
@@ -189,7 +189,8 @@ def fast_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
     if not relation:
         gn, pn = parse_number(g), parse_number(p)
         if gn is not None and pn is not None:
-            return numbers_equal(gn, pn)
+            # A predicted decimal that rounds an exact gold at its written precision (0.33 for 1/3).
+            return numbers_equal(gn, pn) or (not gn[1] and rounds_to(gn[0], p))
         if (gn is not None or pn is not None) and re.fullmatch(r"[A-Za-z]", p if gn is not None else g):
             return False  # a number is never a bare variable
     raise Undecided
@@ -412,8 +413,9 @@ def _as_golds(gold: str | Sequence[str] | float | int) -> tuple[str, ...]:
 
 
 # "2,75" against a single numeric gold: a decimal comma. Exactly three digits after the comma is a
-# thousands separator (1,500), and a comma followed by a space is a list (2, 75): neither is read so.
-_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
+# thousands separator (1,500) unless the number opens with "0," (0,111: no thousands group starts
+# with 0), and a comma followed by a space is a list (2, 75): neither is read so.
+_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$|^-?0,\d+$")
 
 
 def prepare(

@@ -585,8 +585,10 @@ class _Number:
 
 
 # A number as prose writes it, thousands separators included (1,234; 1{,}234; 1\,234; 1\!234).
+# A decimal comma where a thousands separator is impossible: "2,74", "0,111" (not "1,2,3").
 _PROSE_NUMBER_RE = re.compile(
-    r"(?<![\w.])-?(?:\d{1,3}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+    r"(?P<comma>(?<![\w.,])-?(?:0,\d+|\d+,\d{1,2})(?![\d,]|\.\d))"
+    r"|(?<![\w.])-?(?:[1-9]\d{0,2}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
     r"(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+"
 )
 _SEPARATORS_RE = re.compile(r"\{,\}|,\\!|\\,|\\!|[,\s]")
@@ -621,6 +623,8 @@ def _last_number_at(text: str) -> _Number | None:
     last = found[-1]
     if len(found) > 1 and _APPROX_BEFORE_RE.search(text[found[-2].end() : last.start()]):
         last = found[-2]  # "1/6 ≈ 0.167": the exact value, not its rounding
+    if last.group("comma"):
+        return _Number(last.start(), last.end(), last.group(0).replace(",", "."))
     return _Number(last.start(), last.end(), _SEPARATORS_RE.sub("", last.group(0)))
 
 

@@ -174,7 +174,9 @@ _THOUSANDS_CMD_RE = re.compile(r"(\d)(?:\{,\}|,\\!\s*|\\,(?=\d{3}(?!\d)))(?=\d{3
 _DEGREE_RE = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?(?:\s*[CF](?![A-Za-z]))?|\\degree(?![A-Za-z])|(?<=[\d}])\s*\\circ(?![A-Za-z])"
 )
-_PERCENT_RE = re.compile(r"\\%|%|\s*\\text\{\s*percent\s*\}|\s+percent\b")
+_PERCENT_RE = re.compile(
+    r"\\%|%|\s*\\text\{\s*(?:percent|percentage|pct)\s*\}|\s+(?:percent|percentage|per\s+cent|pct)\b"
+)
 _TEXT_CMD_RE = re.compile(
     r"\\(?:textbf|textit|textrm|textsf|texttt|textnormal|mbox|hbox|mathrm|mathit|text)\s*\{"
 )
@@ -365,7 +367,13 @@ def _strip_unit(text: str, unit: str | None) -> str:
     return text
 
 
+# A square or cubic unit glued to a number with a superscript sign (1,000.99m², 5cm³): a unit,
+# although 5m^2 written with a caret stays a monomial.
+_GLUED_SQUARE_UNIT_RE = re.compile(r"(?<=\d)\s*(?:[kcdm]?m|ft|in)[\u00b2\u00b3]")
+
+
 def _basic(text: str) -> str:
+    text = _GLUED_SQUARE_UNIT_RE.sub(" ", text)
     text = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
     text = _unwrap_boxes(text.strip())
     text = text.replace("\\$", " ").replace("\\displaystyle", " ")
@@ -417,7 +425,7 @@ def normalize_answer(text: str, unit: str | None = None) -> str:
             text = match.group(1).strip()
         if text == before:
             break
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", text):  # 0,111 is a decimal comma
         text = text.replace(",", "")
     return text
 

@@ -40,8 +40,8 @@ from latex2sympy2_extended import NormalizationConfig, latex2sympy
 from sympy.core.relational import Relational
 
 from .equivalence import Comparator, Undecided, fast_atom_equal, shapes_equal
-from .normalize import Atom, Interval, Seq, Shape, Union, gold_shape, parse_shape
-from .numbers import REL_TOL
+from .normalize import Atom, Interval, Seq, Shape, Union, compact, gold_shape, parse_shape
+from .numbers import REL_TOL, rounding_unit
 
 _NORMALIZATION = NormalizationConfig(
     basic_latex=True, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
@@ -334,7 +334,23 @@ def sympy_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
         return False
     if exprs_equal(a, b):
         return True
+    if not relation and _rounds(a, pred):
+        return True
     return relation and isinstance(a, Relational) and isinstance(b, Relational) and _same_solution_set(a, b)
+
+
+def _rounds(gold: Any, pred_text: str) -> bool:
+    """A predicted plain decimal that is the exact constant ``gold`` rounded at the precision
+    written (``2.6667`` for ``\\frac{8}{3}``, ``1.41`` for ``\\sqrt{2}``; see
+    :func:`~prm_selfreward.grading.numbers.rounding_unit`)."""
+    unit = rounding_unit(pred_text)
+    if unit is None or not isinstance(gold, sympy.Expr) or gold.free_symbols or _is_approx(gold):
+        return False
+    value = _evaluate(gold, 30)
+    if value is None or not value.is_real:
+        return False
+    pred = sympy.Rational(compact(pred_text))
+    return bool(abs(value - pred) <= sympy.Rational(unit.numerator, unit.denominator))
 
 
 def _one_unknown(rel: Any) -> sympy.Symbol | None:
