@@ -165,6 +165,20 @@ add("several", [
     (["$69$", "$84$"], HEAD + "\\boxed{84}", False, "olympiadbench"),
     ("3", HEAD + "\\boxed{3} or \\boxed{4}", False, None),
     ("3", HEAD + "\\boxed{3} and \\boxed{3}", True, None),
+    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2},\\boxed{3}", True, None),  # a set in bare braces
+    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2}", False, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)}", True, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b).", True, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,2)}", False, None),
+    ("-2,1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", True, None),
+    ("-2,1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{2}\\).", False, None),
+    ("1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", False, None),
+    ("The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", HEAD + "\\boxed{-2, 1}", True, None),
+    ("The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", HEAD + "\\boxed{-2}", False, None),
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{\\{(3,4),(1,2)\\}}", True, None),  # a set of points in any order
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{(3,4),(1,2)}", True, None),
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{\\{(3,4),(2,1)\\}}", False, None),  # each point keeps its order
+    ("1, 2", HEAD + "The answers are $x=1$ for (a) and $x=2$ for (b).", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------

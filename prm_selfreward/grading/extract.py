@@ -174,13 +174,17 @@ def find_boxed(text: str) -> list[str]:
 
 # Text allowed between boxes (and math spans) of one multi-part answer: punctuation, spacing, math
 # delimiters, and/or.
+# Part labels may sit between them ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)}"), and inline
+# delimiters around each ("\\(\\boxed{1}\\) and \\(\\boxed{-2}\\)").
 _JOINER_RE = re.compile(
-    r"(?:[\s,;.$]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b)*", re.IGNORECASE
+    r"(?:[\s,;.$]|\\quad|\\qquad|\\,|\\[()\[\]]|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b"
+    r"|\bfor\b|\bpart\b|\bin\b|\([a-h]\)|\((?:i{1,3}|iv|v|vi{1,3})\)|:)*",
+    re.IGNORECASE,
 )
 
 
 def _is_joiner(text: str) -> bool:
-    return len(text) <= 40 and _JOINER_RE.fullmatch(text) is not None
+    return len(text) <= 60 and _JOINER_RE.fullmatch(text) is not None
 
 
 def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:

@@ -601,6 +601,8 @@ def _unwrap(text: str) -> str:
     while True:
         text = text.strip()
         if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
+            if len(_split_top(text[1:-1], (",", ";"))) > 1:
+                return text  # {1, 2, 3}: a set written with bare braces (see _item)
             text = text[1:-1]
         elif (
             text.startswith("(")
@@ -658,6 +660,9 @@ def _item(text: str, depth: int = 0) -> Shape:
     member = re.match(r"^(.*?)\\in(?![A-Za-z])(.*)$", text)
     if member and is_name(member.group(1)):
         return _item(member.group(2), depth)
+    if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
+        # {1, 2, 3} in plain text: the set (TeX would print a bare group, nobody means that)
+        return Seq("set", tuple(_item(p, depth) for p in _split_top(text[1:-1], (",", ";"))))
     if text.startswith("\\{") and text.endswith("\\}") and _closing_at_end(text):
         inner = text[2:-2].strip()
         builder = _split_top(inner, ("|", "\\mid", ":"))
