@@ -144,6 +144,17 @@ add("gold_forms", [
     ("(a,b)=(1,2)", HEAD + "so $a=1, b=2$.", True, None),
     (["$x=2$"], HEAD + "\\boxed{2}", True, "olympiadbench"),
     ("k=3", HEAD + "\\boxed{3}", True, None),
+    ("|AB|=1", HEAD + "So the segment has length $\\boxed{1}$.", True, None),
+    ("|AB|=1", HEAD + "So the segment has length $\\boxed{2}$.", False, None),
+    ("A:B=1", HEAD + "\\boxed{1}", True, None),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", HEAD + "\\boxed{\\frac{\\sqrt{6}}{6}}", True, None),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", HEAD + "\\boxed{\\frac{\\sqrt{6}}{3}}", False, None),
+    ("1 = \\zzz = x = 0", HEAD + "\\boxed{0}", True, None),
+    ("11", HEAD + "Therefore $\\boxed{x \\approx 11}$.", True, None),
+    ("11", HEAD + "Therefore $\\boxed{x \\approx 13}$.", False, None),
+    ("W(x)=1 \\text{ or } W(x)=-1", HEAD + "\\boxed{W(x) = \\pm 1}", True, None),
+    ("W(x)=1 or W(x)=-1", HEAD + "\\boxed{W(x)=1} or \\boxed{W(x)=-1}", True, None),
+    ("W(x)=1 or W(x)=-1", HEAD + "\\boxed{W(x)=1}", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------

@@ -159,6 +159,32 @@ ASSIGNMENTS_AND_EQUATIONS = [
     ("5x - 7y + 11z + 4 = 0", "4", False),
 ]
 
+LABELLED_VALUES = [
+    # A labelled value compares by its value whatever the label (no digits, no + or - in it).
+    ("|AB|=1", "1", True),
+    ("|AB|=1", "2", False),
+    ("|AB|=1", "|AB| = 1", True),
+    ("A:B=1", "1", True),
+    ("A:B=1", "2", False),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", "\\frac{\\sqrt6}{6}", True),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", "\\frac{1}{6}", False),
+    ("1 = \\zzz = x = 0", "0", True),
+    ("1 = \\zzz = x = 0", "1", False),
+    ("\\angle ABC = 30^\\circ", "30", True),
+    ("xy = 6", "6", True),
+    ("11", "x \\approx 11", True),  # nothing exact written: the approximate side is the value
+    ("11", "x \\approx 12", False),
+    ("11.3", "x \\approx 11", False),
+    ("W(x)=1 \\text{ or } W(x)=-1", "W(x)=1, W(x)=-1", True),
+    ("W(x)=1 \\text{ or } W(x)=-1", "W(x) = \\pm 1", True),
+    ("W(x)=1 \\text{ or } W(x)=-1", "W(x) = 1 or -1", True),
+    ("W(x)=1 \\text{ or } W(x)=-1", "1, -1", True),
+    ("W(x)=1 \\text{ or } W(x)=-1", "W(x) = 1", False),
+    ("W(x)=1 \\text{ or } W(x)=-1", "W(x) = 1, W(x) = 2", False),
+    ("5x - 7y + 11z + 4 = 0", "0", False),  # an equation, not a label: stays a relation
+    ("x + y = 5", "5", False),
+]
+
 TUPLES = [
     ("(1,2)", "(1, 2)", True),
     ("(1,2)", "(2,1)", False),  # ordered
@@ -284,6 +310,7 @@ ALL = (
     + UNITS_AND_TEXT
     + DEGREES
     + ASSIGNMENTS_AND_EQUATIONS
+    + LABELLED_VALUES
     + TUPLES
     + INTERVALS
     + SETS_AND_LISTS

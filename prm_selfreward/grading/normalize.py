@@ -536,6 +536,23 @@ def _is_constant(text: str) -> bool:
     return bool(text.strip()) and not re.search(r"[A-Za-z]", bare) and bool(re.search(r"[\d]|\\pi", text))
 
 
+# A label names a quantity without computing one: no digits (outside subscripts), no + or -, no
+# relation ("|AB|", "A:B", "\frac{NO}{BO}", "\angle ABC", "W(x)", "\zzz"); "5x - 7y + 4" and "x^2" are
+# expressions, whose equation with a constant stays a relation.
+_SUBSCRIPT_RE = re.compile(r"_(?:\{[^{}]*\}|[A-Za-z0-9])")
+
+
+def is_label(text: str) -> bool:
+    """True for the left side of a labelled value (see above) or a plain name."""
+    text = text.strip()
+    if is_name(text):
+        return True
+    bare = _SUBSCRIPT_RE.sub("", text)
+    return bool(re.search(r"[A-Za-z]", _COMMAND_RE.sub("", bare)) or _COMMAND_RE.fullmatch(bare)) and not re.search(
+        r"[\d+\-<>=]|\\(?:pm|mp|cdot|times|div|sqrt|sum|int|infty|pi)(?![A-Za-z])", bare
+    )
+
+
 def is_name(text: str) -> bool:
     text = text.strip()
     return bool(_NAME_RE.match(text)) and text not in _NOT_NAMES
@@ -639,8 +656,10 @@ def _item(text: str, depth: int = 0) -> Shape:
     operands, ops = _split_relations(text)
     if ops:
         if all(op in ("eq", "approx") for op in ops):
-            # x = 2\sqrt{5} \approx 4.47: the value is the last side before the first \approx.
-            exact = operands[: ops.index("approx") + 1] if "approx" in ops else operands
+            # x = 2\sqrt{5} \approx 4.47: the value is the last side before the first \approx
+            # (x \approx 11, with nothing exact written: the approximate side).
+            first_approx = ops.index("approx") if "approx" in ops else len(ops)
+            exact = operands[: max(first_approx, 1) + 1]
             lhs, rhs = operands[0], exact[-1]
             if is_name(lhs) and rhs and len(exact) > 1:
                 return Equation(compact(lhs), _item(rhs, depth), True)
@@ -651,6 +670,10 @@ def _item(text: str, depth: int = 0) -> Shape:
                 # A computation chain of constants ("\sqrt{20} = 2\sqrt{5}", "48 + 24 = 72"): its
                 # result is the last side. Chains with unknowns stay relations ("x + 1 = 5" is not 5).
                 return _item(rhs, depth)
+            if rhs and _is_constant(rhs) and all(_is_constant(o) or is_label(o) for o in exact[:-1]):
+                # A labelled value: "|AB| = 1", "A:B = 1", "\frac{NO}{BO} = \frac{1}{\sqrt6}",
+                # "1 = \zzz = x = 0": what is named equals the constant on the last side.
+                return Equation(compact(" = ".join(exact[:-1])), _item(rhs, depth), False)
             return Relation(text)
         interval = _interval_from_relations(operands, ops)
         return interval if interval is not None else Relation(text)
