@@ -435,4 +435,25 @@ add("prose_answers", [
     ("7", "Le prix est 5$.\nIl reste 7$", True, None),
 ])
 
+# ---------------------------------------------------------------------------------------------------
+# Escaped LaTeX (JSON in JSON) and whole chat transcripts
+
+TRANSCRIPT = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+3? "
+    "Put the answer in \\boxed{}.<|im_end|>\n<|im_start|>assistant\n2 + 3 = 5, so the answer is \\boxed{ANSWER}."
+    "<|im_end|>\n<|im_start|>user\nAnd 3+3? The answer is \\boxed{6}"
+)
+add("escaped_and_chat", [
+    ("\\frac{1}{2}", HEAD + "So the answer is \\\\boxed{\\\\frac{1}{2}}.", True, None),
+    ("\\frac{1}{2}", HEAD + "So the answer is \\\\boxed{\\\\frac{1}{3}}.", False, None),
+    ("\\frac{\\sqrt{2}}{2}", "We get $\\\\sqrt{2}$ first.\\nThe answer is $\\\\frac{1}{\\\\sqrt{2}}$.", True, None),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\\\boxed{\\\\begin{pmatrix} 1 \\\\\\\\ 2 \\\\end{pmatrix}}", True, None),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\\\boxed{\\\\begin{pmatrix} 2 \\\\\\\\ 1 \\\\end{pmatrix}}", False, None),
+    ("\\\\frac{10}{2}", "\\boxed{5}", True, None),  # an escaped gold
+    ("5", TRANSCRIPT.replace("ANSWER", "5"), True, None),  # the answer of the last assistant turn
+    ("6", TRANSCRIPT.replace("ANSWER", "5"), False, None),  # not the next user turn's
+    ("5", HEAD + "The answer is \\boxed{5}.<|im_start|>user", True, None),
+    ("5", HEAD + "The answer is $5$.\n<|im_start|>user\nNow 3+3. The answer is $6$.", True, None),
+])
+
 CASES: list[Case] = [Case(*row) for row in _CASES]

@@ -20,7 +20,7 @@ def test_the_table_covers_every_form_and_both_verdicts():
     assert groups == {
         "outside_box", "gold_forms", "several", "relations", "matrices", "numbers_units", "choices",
         "no_false_positives", "gsm8k_lines", "last_sentence",
-        "prose_answers",
+        "prose_answers", "escaped_and_chat",
     }
     for group in groups:
         labels = {c.expected for c in CASES if c.group == group}

@@ -105,17 +105,47 @@ _CHAT_TOKEN_RE = re.compile(
 
 def strip_chat_tail(text: str) -> str:
     """``text`` up to the first chat token that follows non-blank content: everything after the model
-    ended its turn is dropped (a leading ``<|im_start|>assistant`` header is not content)."""
+    ended its turn is dropped (a leading ``<|im_start|>assistant`` header is not content). A whole
+    transcript (it opens with a user or system turn) is read from its last assistant header on."""
     prev = 0
     for match in _CHAT_TOKEN_RE.finditer(text):
         segment = text[prev : match.start()].strip()
         if segment and segment not in _ROLE_WORDS:
+            if prev > 0 and _OTHER_ROLE_RE.match(segment):
+                headers = list(_ASSISTANT_HEADER_RE.finditer(text, match.start()))
+                if headers:
+                    return strip_chat_tail(text[headers[-1].end() :])
             return text[: match.start()]
         prev = match.end()
     return text
 
 
 _ROLE_WORDS = {"assistant", "model", "Assistant"}
+_OTHER_ROLE_RE = re.compile(r"^(?:user|system|human)\b", re.IGNORECASE)
+# The header that opens an assistant turn, in the templates of _CHAT_TOKEN_RE.
+_ASSISTANT_HEADER_RE = re.compile(
+    r"<\|im_start\|>\s*assistant\b|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>"
+    r"|<start_of_turn>\s*model\b|<\|assistant\|>|<\uff5cAssistant\uff5c>"
+)
+
+
+# A text whose backslashes were escaped once more (JSON in JSON): "\\\\boxed{\\\\frac{1}{2}}".
+_DOUBLED_COMMAND_RE = re.compile(r"\\\\(?:[A-Za-z]{2,}|[()\[\]{}$%])")
+_SINGLE_COMMAND_RE = re.compile(
+    r"(?<!\\)\\(?:boxed|frac|dfrac|sqrt|text|left|right|cdot|times|pi|begin|end|le|ge|infty)(?![A-Za-z])"
+)
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_ESCAPES = {"\\": "\\", "n": "\n", "t": "\t", '"': '"', "/": "/"}
+
+
+def unescape_latex(text: str) -> str:
+    """``text`` with one level of string escaping undone when every LaTeX command in it is written
+    with a doubled backslash (``\\\\frac``) and none with a single one: doubled backslashes become
+    single and ``\\n`` / ``\\t`` / ``\\"`` the characters they stand for. Anything else is returned as
+    it is (a TeX line break ``\\\\`` between matrix rows is not an escape)."""
+    if "\\\\" not in text or not _DOUBLED_COMMAND_RE.search(text) or _SINGLE_COMMAND_RE.search(text):
+        return text
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -649,7 +679,7 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
     """
     if not text:
         return Extraction(None, "none")
-    text = strip_chat_tail(text)
+    text = strip_chat_tail(unescape_latex(text))
     boxed = _boxed(text)
     all_boxes = boxed[1] if boxed else []
     for source in order:

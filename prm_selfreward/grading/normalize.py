@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from .extract import matching_brace
+from .extract import matching_brace, unescape_latex
 
 # ---------------------------------------------------------------------------------------------------
 # Shapes
@@ -373,6 +373,7 @@ _GLUED_SQUARE_UNIT_RE = re.compile(r"(?<=\d)\s*(?:[kcdm]?m|ft|in)[\u00b2\u00b3]"
 
 
 def _basic(text: str) -> str:
+    text = unescape_latex(text)
     text = _GLUED_SQUARE_UNIT_RE.sub(" ", text)
     text = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
     text = _unwrap_boxes(text.strip())
