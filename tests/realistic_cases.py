@@ -176,7 +176,7 @@ add("several", [
     (["$69$", "$84$"], HEAD + "\\boxed{84}", False, "olympiadbench"),
     ("3", HEAD + "\\boxed{3} or \\boxed{4}", False, None),
     ("3", HEAD + "\\boxed{3} and \\boxed{3}", True, None),
-    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2},\\boxed{3}", True, None),  # a set in bare braces
+    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2},\\boxed{3}", True, None),  # a bare list in a TeX group
     ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2}", False, None),
     ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)}", True, None),
     ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b).", True, None),
@@ -314,6 +314,21 @@ add("numbers_units", [
     ("28\\%", "\\boxed{28 percentage}", True, None),
     ("28\\%", HEAD + "The loss is 28 pct.", True, None),
     ("28\\%", "\\boxed{0.28}", False, None),
+    ("1,22", HEAD + "The answer is 1.22.", True, None),  # a gold with a decimal comma
+    ("0,111", "\\boxed{0.111}", True, None),
+    ("0,111", "\\boxed{0.112}", False, None),
+    ("1000", "1 000", True, None),  # a bare answer with spaced thousands
+    ("3100", HEAD + "He bought 3 100-pound bags.", False, None),  # spaced digits in prose stay apart
+    ("40/9", "4 4/9", True, None),  # a mixed number
+    ("40/9", HEAD + "The answer is 4 4/9.", True, None),
+    ("4", HEAD + "The answer is 4 4/9.", False, None),
+    ("103/9", "11.0 4/9", False, None),
+    ("71/6", "11\n5/6", False, None),  # a line break is no mixed number
+    ("40/9", "4 + 4/9", True, None),  # a bare arithmetic expression
+    ("2", "4 4/9 2", True, None),
+    ("10/9", "\\frac{10}{9}", True, None),  # a bare fraction
+    ("1, 2, 3", "$1, 2, 3, ...$", False, None),  # the list goes on
+    ("1, 2, 3, \\ldots", "$1, 2, 3, ...$", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -433,6 +448,13 @@ add("prose_answers", [
     ("9", "Answer $ \n 9 \n $", False, None),  # an inline span holds no line break (math-verify's rule)
     ("9", "Answer \\( \n 9 \n \\)", False, None),
     ("7", "Le prix est 5$.\nIl reste 7$", True, None),
+    # A Minerva answer line after the last box is the final word.
+    ("10455", "Interest on the first CD is $0.04 \\cdot 10,000 \\cdot \\frac{1}{2} = \\boxed{200}$, so he has $10,200. On the second CD $0.05 \\cdot 10,200 \\cdot \\frac{1}{2} = \\boxed{255}$, so he has $10,200 + $255 = $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", True, "math"),
+    ("255", "Interest on the first CD is $0.04 \\cdot 10,000 \\cdot \\frac{1}{2} = \\boxed{200}$, so he has $10,200. On the second CD $0.05 \\cdot 10,200 \\cdot \\frac{1}{2} = \\boxed{255}$, so he has $10,200 + $255 = $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", False, "math"),
+    ("5", HEAD + "Final Answer: The final answer is $\\boxed{5}$. I hope it is correct.", True, "math"),
+    ("4", HEAD + "Final Answer: The final answer is $3$. I hope it is correct. Re-checking, it is \\boxed{4}.", True, "math"),
+    # A sentence may end inside a display span: the next sentence's number is later.
+    ("100", HEAD + "Dividing gives $$\\frac{x'}{x} \\geq \\frac{2}{1}.$$ Therefore the error grows by 100%.", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------

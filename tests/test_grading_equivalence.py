@@ -238,9 +238,11 @@ SETS_AND_LISTS = [
     ("$0.05$ and $0.6$", "0.05, 0.6", True),
     ("\\{1\\}", "1", True),
     ("\\emptyset", "\\{\\}", True),
-    ("{1,2,3}", "\\{3,2,1\\}", True),  # a set in bare braces
+    ("{1,2,3}", "\\{3,2,1\\}", True),  # a bare list in a TeX group
     ("{1,2,3}", "\\{1,2\\}", False),
     ("{1}", "1", True),  # a group, not a set
+    ("(1,3)", "{1,3}", True),  # a bare list against a tuple: in order
+    ("(3,1)", "{1,3}", False),
 ]
 
 MATRICES = [

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .benchmarks import prepare_gold, rules_for
-from .equivalence import MAX_RAW_CHARS, prepare
+from .equivalence import DECIMAL_COMMA_RE, MAX_RAW_CHARS, prepare
 from .extract import Extraction, extract_answer
 from .normalize import normalize_answer
 from .numbers import parse_number
@@ -47,9 +47,11 @@ def _gold_text(gold: str | list[str]) -> str:
 
 def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
     golds = [gold] if isinstance(gold, str) else gold
-    return bool(golds) and all(
-        len(g) <= MAX_RAW_CHARS and parse_number(normalize_answer(g, unit)) is not None for g in golds
-    )
+    return bool(golds) and all(len(g) <= MAX_RAW_CHARS and _is_number(normalize_answer(g, unit)) for g in golds)
+
+
+def _is_number(text: str) -> bool:
+    return parse_number(text) is not None or DECIMAL_COMMA_RE.match(text) is not None  # 1,22 too
 
 
 def _start(

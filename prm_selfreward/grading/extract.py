@@ -217,14 +217,15 @@ def _is_joiner(text: str) -> bool:
     return len(text) <= 60 and _JOINER_RE.fullmatch(text) is not None
 
 
-def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
+def _boxed(text: str) -> tuple[str | None, list[str], bool, int] | None:
+    """``(answer, closed boxes, truncated, end of the last box)``, or None without a box."""
     boxes = _scan_boxes(text)
     if not boxes:
         return None
     closed = [b.content for b in boxes if b.content is not None]
     last = boxes[-1]
     if last.content is None:
-        return None, closed, True
+        return None, closed, True, last.end
     run = [last]
     for box in reversed(boxes[:-1]):
         between = text[box.end : run[-1].start]
@@ -233,7 +234,7 @@ def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
         run.append(box)
     run.reverse()
     parts = [b.content.strip() for b in run if b.content is not None and b.content.strip()]
-    return (", ".join(parts) if parts else None), closed, False
+    return (", ".join(parts) if parts else None), closed, False, last.end
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -419,7 +420,10 @@ def _math_or_bold(text: str, numbers: bool) -> tuple[str, Source] | None:
         return None
     if numbers:
         number = _last_number_at(text)
-        if number is not None and number.start >= found[1] and _LATER_SENTENCE_RE.search(text, found[1], number.start):
+        # (a sentence may end inside the span: "... \\geq 2.$$ Therefore ... 100%")
+        if number is not None and number.start >= found[1] and (
+            found[2].endswith((".", "!", "?")) or _LATER_SENTENCE_RE.search(text, found[1], number.start)
+        ):
             return number.value, "last_number"
     return found[2], found[3]
 
@@ -566,7 +570,8 @@ _CHOICE_CORRECT_RE = re.compile(
 )
 
 
-def _minerva(text: str) -> str | None:
+def _minerva_at(text: str) -> tuple[int, str] | None:
+    """``(marker start, value)`` of the last Minerva answer line that holds a value."""
     markers = list(_MINERVA_RE.finditer(text))
     for match in reversed(markers[-MAX_MARKERS:]):
         window = text[match.end() : match.end() + WINDOW]
@@ -575,8 +580,13 @@ def _minerva(text: str) -> str | None:
         lead = _leading_span(body)
         value = _clean_value(lead[0] if lead else body)
         if value:
-            return value
+            return match.start(), value
     return None
+
+
+def _minerva(text: str) -> str | None:
+    found = _minerva_at(text)
+    return found[1] if found else None
 
 
 def _gsm8k(text: str) -> str | None:
@@ -620,8 +630,11 @@ class _Number:
 
 # A number as prose writes it, thousands separators included (1,234; 1{,}234; 1\,234; 1\!234).
 # A decimal comma where a thousands separator is impossible: "2,74", "0,111" (not "1,2,3").
+# A mixed number "4 4/9" (one space, on one line), a bare "\\frac{10}{9}".
 _PROSE_NUMBER_RE = re.compile(
-    r"(?P<comma>(?<![\w.,])-?(?:0,\d+|\d+,\d{1,2})(?![\d,]|\.\d))"
+    r"(?P<mixed>(?<![\w./])[+-]?\d+ \d+/\d+(?![\d/.]))"
+    r"|-?\\[dt]?frac\{\d+\}\{\d+\}"
+    r"|(?P<comma>(?<![\w.,])-?(?:0,\d+|\d+,\d{1,2})(?![\d,]|\.\d))"
     r"|(?<![\w.])-?(?:[1-9]\d{0,2}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
     r"(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+"
 )
@@ -632,8 +645,14 @@ _STEP_LABEL_BEFORE_RE = re.compile(r"\bstep\s*$", re.IGNORECASE)
 
 def _last_number_at(text: str) -> _Number | None:
     """The last number of ``text`` with its position (after "about"/``≈`` the number before it;
-    a "Step n" label is skipped). Only the last :data:`WINDOW` characters are read (widened to the
-    start of a number the window would cut), unless they hold no number."""
+    a "Step n" label is skipped). A text that is nothing but a number with spaced thousands
+    (``1 000``) or an arithmetic expression of numbers (``4 + 4/9``) is that number or expression.
+    Only the last :data:`WINDOW` characters are read (widened to the start of a number the window
+    would cut), unless they hold no number."""
+    whole = _BARE_EXPRESSION_RE.fullmatch(text) if len(text) <= 200 else None
+    if whole:
+        value = whole.group(1)
+        return _Number(whole.start(1), whole.end(1), value.replace(" ", "") if " " in value and not re.search(r"[-+*/\u00d7\u00f7^]", value) else value)
     start = max(0, len(text) - WINDOW)
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",.{}\\!"):
         start -= 1
@@ -657,9 +676,17 @@ def _last_number_at(text: str) -> _Number | None:
     last = found[-1]
     if len(found) > 1 and _APPROX_BEFORE_RE.search(text[found[-2].end() : last.start()]):
         last = found[-2]  # "1/6 ≈ 0.167": the exact value, not its rounding
+    if last.group("mixed") or last.group(0).lstrip("-").startswith("\\"):
+        return _Number(last.start(), last.end(), last.group(0))
     if last.group("comma"):
         return _Number(last.start(), last.end(), last.group(0).replace(",", "."))
     return _Number(last.start(), last.end(), _SEPARATORS_RE.sub("", last.group(0)))
+
+
+# A bare answer: spaced thousands, or numbers joined by explicit operators (never juxtaposed).
+_BARE_EXPRESSION_RE = re.compile(
+    r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?|[+-]?\d+(?:\.\d+)?(?:[ \t]*[-+*/\u00d7\u00f7^][ \t]*\d+(?:\.\d+)?)+)\s*"
+)
 
 
 def _last_number(text: str) -> str | None:
@@ -686,10 +713,15 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
         if source == "boxed":
             if boxed is None:
                 continue
-            answer, _, truncated = boxed
+            answer, _, truncated, box_end = boxed
             if truncated:
                 return Extraction(None, "none", all_boxes, truncated=True)
             if answer is not None:
+                # A Minerva answer line written after the last box is the final word ("... so
+                # \\boxed{255} ... Final Answer: The final answer is $10,455$. I hope it is correct.").
+                minerva = _minerva_at(text) if "minerva" in order else None
+                if minerva is not None and minerva[0] >= box_end:
+                    return Extraction(minerva[1], "minerva", all_boxes)
                 return Extraction(answer, "boxed", all_boxes)
             continue
         if source in ("math", "bold"):

@@ -397,6 +397,10 @@ def _basic(text: str) -> str:
     return text
 
 
+_MIXED_NUMBER_RE = re.compile(r"([+-]?)(\d{1,9}) (\d{1,9})/(\d{1,9})")
+_ELLIPSIS_ITEM_RE = re.compile(r",\s*(?:\.\s*\.\s*\.|\\(?:ldots|dots|cdots|dotsc)(?![A-Za-z]))\s*[.,;]?\s*$")
+
+
 @lru_cache(maxsize=65536)
 def normalize_answer(text: str, unit: str | None = None) -> str:
     """The answer text with our normalisation policy applied (see the module docstring); whitespace
@@ -409,6 +413,8 @@ def normalize_answer(text: str, unit: str | None = None) -> str:
     text = _AND_OR_RE.sub(", ", text)
     text = _fix_malformed(text)
     text = _WS_RE.sub(" ", text).strip()
+    # "1, 2, 3, ..." goes on: the ellipsis is an item, never stripped as trailing punctuation.
+    text = _ELLIPSIS_ITEM_RE.sub(r", \\ldots", text)
     for _ in range(3):
         text = re.sub(r"^(?:=|:)\s*", "", text)
         text = re.sub(r"[\s.,;:]+$", "", text)
@@ -428,6 +434,13 @@ def normalize_answer(text: str, unit: str | None = None) -> str:
             break
     if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", text):  # 0,111 is a decimal comma
         text = text.replace(",", "")
+    elif re.fullmatch(r"-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", text):  # 1 000 000: spaced thousands
+        text = text.replace(" ", "")
+    mixed = _MIXED_NUMBER_RE.fullmatch(text)
+    if mixed:  # 4 4/9: a mixed number (a proper fraction after the whole part), read as 40/9
+        sign, whole, num, den = mixed.groups()
+        if 0 <= int(num) < int(den):
+            text = f"{sign if sign == '-' else ''}{int(whole) * int(den) + int(num)}/{den}"
     return text
 
 
@@ -620,7 +633,7 @@ def _unwrap(text: str) -> str:
         text = text.strip()
         if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
             if len(_split_top(text[1:-1], (",", ";"))) > 1:
-                return text  # {1, 2, 3}: a set written with bare braces (see _item)
+                return text  # {1, 2, 3}: a bare list in a TeX group (see _item)
             text = text[1:-1]
         elif (
             text.startswith("(")
@@ -685,8 +698,9 @@ def _item(text: str, depth: int = 0) -> Shape:
     if member and is_name(member.group(1)):
         return _item(member.group(2), depth)
     if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
-        # {1, 2, 3} in plain text: the set (TeX would print a bare group, nobody means that)
-        return Seq("set", tuple(_item(p, depth) for p in _split_top(text[1:-1], (",", ";"))))
+        # {1, 2, 3}: a TeX group around a bare list, read as the list it holds (unordered, or in
+        # order against a tuple: {1,3} against (1,3)); \{1, 2\} is the set.
+        return Seq("list", tuple(_item(p, depth) for p in _split_top(text[1:-1], (",", ";"))))
     if text.startswith("\\{") and text.endswith("\\}") and _closing_at_end(text):
         inner = text[2:-2].strip()
         builder = _split_top(inner, ("|", "\\mid", ":"))
