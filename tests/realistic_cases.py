@@ -259,6 +259,11 @@ add("matrices", [
     ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6667, \\infty)}", True, None),
     ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6666, \\infty)}", False, None),
     ("\\left( \\frac{3}{2}, 2 \\right]", "\\boxed{(1.5, 2]}", True, None),
+    # An expression of matrices is the matrix it evaluates to.
+    ("\\begin{pmatrix} 6 & 8 \\\\ 10 & 12 \\end{pmatrix}", HEAD + "The sum is $" + M + " + \\begin{pmatrix} 5 & 6 \\\\ 7 & 8 \\end{pmatrix}$", True, None),
+    ("\\begin{pmatrix} 6 & 8 \\\\ 10 & 13 \\end{pmatrix}", HEAD + "The sum is $" + M + " + \\begin{pmatrix} 5 & 6 \\\\ 7 & 8 \\end{pmatrix}$", False, None),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", HEAD + "So $\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}" + M + "$", True, None),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", HEAD + "So $\\begin{pmatrix} 2 & 0 \\\\ 0 & 1 \\end{pmatrix}" + M + "$", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------

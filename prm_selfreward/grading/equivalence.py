@@ -304,6 +304,11 @@ def _shape_text(shape: Shape) -> str:
     raise Undecided
 
 
+def _matrix_text(shape: Matrix) -> str:
+    rows = " \\\\ ".join(" & ".join(cell.text for cell in row) for row in shape.rows)
+    return f"\\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
+
+
 def _by_name(gold: Seq, pred: Seq) -> tuple[tuple[Shape, ...], tuple[Shape, ...]] | None:
     """Two tuples of assignments naming the same unknowns: their values paired by name."""
     if gold.names is None or pred.names is None or len(gold.names) != len(pred.names):
@@ -388,6 +393,10 @@ def shapes_equal(gold: Shape, pred: Shape, cmp: Comparator = FAST) -> bool:
         if len(gold_parts) == 1 and len(pred_parts) == 1:
             return False
         return _match_unordered(gold_parts, pred_parts, cmp)
+    if isinstance(gold, Matrix) and isinstance(pred, Atom) and "\\begin{" in pred.text:
+        return cmp.atom(_matrix_text(gold), pred.text)  # "A + B", "A B": sympy evaluates it
+    if isinstance(pred, Matrix) and isinstance(gold, Atom) and "\\begin{" in gold.text:
+        return cmp.atom(gold.text, _matrix_text(pred))
     if isinstance(gold, Matrix) and isinstance(pred, Matrix):
         if len(gold.rows) != len(pred.rows) or len(gold.rows[0]) != len(pred.rows[0]):
             return False

@@ -614,6 +614,8 @@ def _matrix(text: str) -> Matrix | None:
     if not match or match.group(1) in ("vmatrix", "Vmatrix"):
         return None
     body = match.group(2).strip()
+    if "\\end{" in body or "\\begin{" in body:
+        return None  # several matrices ("A + B", "A B"): an expression of matrices, one atom
     rows = [row for row in re.split(r"\\\\", body) if row.strip()]
     if not rows:
         return None

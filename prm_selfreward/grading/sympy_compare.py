@@ -281,6 +281,10 @@ def exprs_equal(a: Any, b: Any) -> bool:
     """Two parsed sympy objects (rungs 3-8 of the module docstring)."""
     if a == b:
         return True
+    if isinstance(a, sympy.MatrixExpr) or isinstance(b, sympy.MatrixExpr):
+        # a sum or product of matrices ("A + B") is the matrix it evaluates to
+        a = a.doit() if isinstance(a, sympy.MatrixExpr) else a
+        b = b.doit() if isinstance(b, sympy.MatrixExpr) else b
     if isinstance(a, Relational) or isinstance(b, Relational):
         return isinstance(a, Relational) and isinstance(b, Relational) and relations_equal(a, b)
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
