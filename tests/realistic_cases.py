@@ -320,6 +320,11 @@ add("numbers_units", [
     ("28\\%", HEAD + "The loss is 28 pct.", True, None),
     ("28\\%", "\\boxed{0.28}", False, None),
     ("1,22", HEAD + "The answer is 1.22.", True, None),  # a gold with a decimal comma
+    ("1,5", HEAD + "The answer is 1.5.", False, None),  # a gold "1,5" is two roots
+    ("-3", "\\boxed{-3,0}", False, None),  # two roots, not the decimal -3.0
+    ("-3", HEAD + "So the roots are -3,0", False, None),
+    ("-3,0", "\\boxed{-3}", False, None),
+    (["-3,0"], "\\boxed{-3}", False, "olympiadbench"),
     ("0,111", "\\boxed{0.111}", True, None),
     ("0,111", "\\boxed{0.112}", False, None),
     ("1000", "1 000", True, None),  # a bare answer with spaced thousands

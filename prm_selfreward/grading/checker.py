@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .benchmarks import prepare_gold, rules_for
-from .equivalence import DECIMAL_COMMA_RE, MAX_RAW_CHARS, prepare
+from .equivalence import GOLD_DECIMAL_COMMA_RE, MAX_RAW_CHARS, prepare
 from .extract import Extraction, extract_answer
 from .normalize import normalize_answer
 from .numbers import parse_number
@@ -51,7 +51,7 @@ def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
 
 
 def _is_number(text: str) -> bool:
-    return parse_number(text) is not None or DECIMAL_COMMA_RE.match(text) is not None  # 1,22 too
+    return parse_number(text) is not None or GOLD_DECIMAL_COMMA_RE.match(text) is not None  # 1,22 too
 
 
 def _start(

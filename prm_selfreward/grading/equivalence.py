@@ -421,10 +421,14 @@ def _as_golds(gold: str | Sequence[str] | float | int) -> tuple[str, ...]:
     return tuple(_as_golds(g)[0] for g in gold)
 
 
-# "2,75" against a single number on the other side (either side): a decimal comma. Exactly three digits after the comma is a
-# thousands separator (1,500) unless the number opens with "0," (0,111: no thousands group starts
-# with 0), and a comma followed by a space is a list (2, 75): neither is read so.
-DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$|^-?0,\d+$")
+# "2,75" against a single number on the other side: a decimal comma. Exactly three digits after the
+# comma is a thousands separator (1,500) unless the number opens with "0," (0,111: no thousands
+# group starts with 0), and a comma followed by a space is a list (2, 75): neither is read so. Nor
+# is "-3,0" (all zeros after the comma: the roots -3 and 0, whose decimal reading would equal -3).
+DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?!0+$)(?:\d{1,2}|\d{4,})$|^-?0,(?!0+$)\d+$")
+# On the gold side, where "1,5" and "-2,1" are lists of roots, only two or more digits after the
+# comma read as a decimal ("1,22", "0,111").
+GOLD_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?!0+$)(?:\d{2}|\d{4,})$|^-?0,(?!0+$)\d{2,}$")
 
 
 def prepare(
@@ -461,7 +465,7 @@ def _prepare(
         return Comparison(False, "parse_error", f"answer longer than {MAX_SYMPY_CHARS} characters")
     if len(golds) == 1 and DECIMAL_COMMA_RE.match(pred) and parse_number(golds[0]) is not None:
         pred = pred.replace(",", ".")
-    elif len(golds) == 1 and DECIMAL_COMMA_RE.match(golds[0]) and parse_number(pred) is not None:
+    elif len(golds) == 1 and GOLD_DECIMAL_COMMA_RE.match(golds[0]) and "." in pred and parse_number(pred) is not None:
         golds = (golds[0].replace(",", "."),)  # the gold written with a decimal comma: 1,22 and 1.22
     try:
         equal = shapes_equal(gold_shape(golds), parse_shape(pred), FAST)

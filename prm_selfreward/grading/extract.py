@@ -629,12 +629,13 @@ class _Number:
 
 
 # A number as prose writes it, thousands separators included (1,234; 1{,}234; 1\,234; 1\!234).
-# A decimal comma where a thousands separator is impossible: "2,74", "0,111" (not "1,2,3").
+# A decimal comma where a thousands separator is impossible: "2,74", "0,111" (not "1,2,3", and not
+# "-3,0": two roots).
 # A mixed number "4 4/9" (one space, on one line), a bare "\\frac{10}{9}".
 _PROSE_NUMBER_RE = re.compile(
     r"(?P<mixed>(?<![\w./])[+-]?\d+ \d+/\d+(?![\d/.]))"
     r"|-?\\[dt]?frac\{\d+\}\{\d+\}"
-    r"|(?P<comma>(?<![\w.,])-?(?:0,\d+|\d+,\d{1,2})(?![\d,]|\.\d))"
+    r"|(?P<comma>(?<![\w.,])-?(?:0,(?!0+(?!\d))\d+|\d+,(?!0+(?!\d))\d{1,2})(?![\d,]|\.\d))"
     r"|(?<![\w.])-?(?:[1-9]\d{0,2}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
     r"(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+"
 )
