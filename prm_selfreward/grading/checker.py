@@ -47,7 +47,9 @@ def _gold_text(gold: str | list[str]) -> str:
 
 def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
     golds = [gold] if isinstance(gold, str) else gold
-    return bool(golds) and all(len(g) <= MAX_RAW_CHARS and _is_number(normalize_answer(g, unit)) for g in golds)
+    return bool(golds) and all(
+        len(g) <= MAX_RAW_CHARS and _is_number(normalize_answer(g, unit)) for g in golds
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -78,8 +80,13 @@ def _start(
     else:
         source = extraction.source
     verdict = Verdict(False, extraction.answer, _gold_text(gold), "no_answer", "", source)
-    if source == "none" and not numeric and not extraction.truncated and extract_answer(prediction_text, rules.order).answer:
-        verdict.detail = "no answer marker (the last-number fallback is for numeric golds only)"
+    if source == "none" and not numeric and not extraction.truncated:
+        only_a_number = extract_answer(prediction_text, rules.order).answer is not None
+        verdict.detail = (
+            "no answer marker (the last-number fallback is for numeric golds only)"
+            if only_a_number
+            else "no answer found"
+        )
         return verdict, None
     if extraction.answer is None:
         verdict.detail = "truncated \\boxed{" if extraction.truncated else "no answer found"

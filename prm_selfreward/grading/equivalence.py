@@ -465,7 +465,9 @@ def _prepare(
         return Comparison(False, "parse_error", f"answer longer than {MAX_SYMPY_CHARS} characters")
     if len(golds) == 1 and DECIMAL_COMMA_RE.match(pred) and parse_number(golds[0]) is not None:
         pred = pred.replace(",", ".")
-    elif len(golds) == 1 and GOLD_DECIMAL_COMMA_RE.match(golds[0]) and "." in pred and parse_number(pred) is not None:
+    elif (
+        len(golds) == 1 and GOLD_DECIMAL_COMMA_RE.match(golds[0]) and "." in pred and parse_number(pred) is not None
+    ):
         golds = (golds[0].replace(",", "."),)  # the gold written with a decimal comma: 1,22 and 1.22
     try:
         equal = shapes_equal(gold_shape(golds), parse_shape(pred), FAST)

@@ -1,33 +1,41 @@
 """Extraction: find the final answer in free text (a model's solution).
 
 Extraction never decides correctness; it returns the answer *text* and where it came from, and
-:mod:`~prm_selfreward.grading.equivalence` compares texts. First the text is cut at the first chat
-token that follows content (``<|im_end|>``, ``<|eot_id|>``, ``<|im_start|>user``, ``</s>``, ...):
-whatever a model writes after ending its turn is not its answer. Then the sources are tried in this
+:mod:`~prm_selfreward.grading.equivalence` compares texts. First a text whose every LaTeX command
+has a doubled backslash (JSON inside JSON) is unescaped once (:func:`unescape_latex`), and the text
+is cut at the first chat token that follows content (``<|im_end|>``, ``<|eot_id|>``,
+``<|im_start|>user``, ``</s>``, ...): whatever a model writes after ending its turn is not its answer
+(a whole transcript is read from its last assistant header). Then the sources are tried in this
 order (``gsm8k`` puts ``####`` first, see :mod:`~prm_selfreward.grading.benchmarks`), first match wins:
 
 1. ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (real brace matching, nested braces,
    ``\\boxed 5`` without braces). Policy for several boxes: every box is collected in ``all_boxes``; the
    answer is the *last* box, extended backwards over a trailing run of boxes separated only by
-   punctuation, whitespace, ``$``, ``\\quad`` or the words "and"/"or" (``\\boxed{2} and \\boxed{3}`` gives
-   ``2, 3``: several answers). A last ``\\boxed{`` that never closes (generation cut off) makes the
+   punctuation, whitespace, ``$``, ``\\(``/``\\)``, ``\\quad``, the words "and"/"or" or part labels
+   ("for part (a)"): ``\\boxed{2} and \\boxed{3}`` gives ``2, 3``. A Minerva answer line written after
+   the last box outranks it. A last ``\\boxed{`` that never closes (generation cut off) makes the
    result ``answer=None, truncated=True``: it never falls back to an earlier box or another source,
    because the answer the model was writing is unknown.
 2. ``minerva``: "Final Answer: The final answer is $X$. I hope it is correct." (the lm-eval format).
-3. ``gsm8k``: the last ``#### N`` line.
+3. ``gsm8k``: the last ``#### N`` wherever a line's answer can stand (line start, after ``Step n:``,
+   after other text; a markdown heading ``#### Step 2: ...`` is not one).
 4. ``answer_is``: the last "the (final) answer is X" / "answer: X" / "**Answer:** X" / "the correct
    choice is X", up to the end of the sentence (periods inside math do not end it) or the start of
    an explanation (", since ..."); a math span right after the marker is taken whole, also on the
-   next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``); "option B is correct", when later,
-   gives the letter.
+   next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``); a prose sentence gives what it
+   says the answer is ("The volume of $ABCDEFGH$ is 120" gives 120); "option B is correct", when
+   later, gives the letter.
 5. ``math`` / ``bold``: whichever comes later in the text of the last math span (``$...$``,
-   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; spaces and single newlines inside are fine; paired from the
-   end; not prose and not a lone variable; after "about"/``\\approx``/"attained at" the span before
-   it; a trailing run of spans joined by "and"/"or"/commas is one answer) and the last bold
+   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; inline spans hold no line break, display spans may; paired
+   from the end; not prose and not a lone variable; after "about"/``\\approx``/"attained at" the span
+   before it; a trailing run of spans joined by "and"/"or"/commas is one answer) and the last bold
    ``**X**`` that looks like an answer (it holds a digit, math or a choice letter; not a "Step n"
-   heading).
-6. ``last_number``: the last number in the text (after "about"/``≈`` the one before it), labelled as
-   the fallback it is (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
+   heading). When ``last_number`` is in the order, the last number outranks both if it stands in a
+   later sentence (math-verify's rule for run-on and cut-off completions).
+6. ``last_number``: the last number in the text (after "about"/``≈`` the one before it; never a
+   ``Step n`` label nor a number inside an inline span broken across lines; a mixed number
+   ``4 4/9``, a bare ``\\frac{a}{b}``, a decimal comma ``2,74``), labelled as the fallback it is
+   (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
 
 Every finder is linear in the length of the text (hostile inputs are tested): markers are found by
 regexes without nested or unbounded backtracking, only the last :data:`MAX_MARKERS` markers are
@@ -308,7 +316,8 @@ def _pair_spans(text: str) -> tuple[list[_Span], list[tuple[int, int]]]:
         line = bisect.bisect_right(newlines, open_pos)
         line_inside = tok in ("$", "\\)") and line < len(newlines) and newlines[line] < close_pos
         if blank_inside or currency or line_inside:
-            if line_inside and not blank_inside and not currency and not text[close_pos - 1 : close_pos].isdigit():
+            ends_in_digit = text[close_pos - 1 : close_pos].isdigit()  # "7$": a price, not a span
+            if line_inside and not blank_inside and not currency and not ends_in_digit:
                 broken.append((open_pos, close_pos + len(tok)))
             k -= 1
             continue
@@ -537,7 +546,9 @@ def _value_after(tail: str) -> str | None:
 
 
 _CURRENCY_ONLY_RE = re.compile(r"^\s*\$\s*\d")
-_COPULA_RE = re.compile(r"\s(?:is|are|equals|was|were|becomes)\s+(?:(?:equal\s+to|exactly|then)\s+)?", re.IGNORECASE)
+_COPULA_RE = re.compile(
+    r"\s(?:is|are|equals|was|were|becomes)\s+(?:(?:equal\s+to|exactly|then)\s+)?", re.IGNORECASE
+)
 _SUBJECT_VALUE_RE = re.compile(r"^\s*(-?[\d.,/]+)\s+(?:is|are)\s+(?:the|a|an|our|my|its)\b", re.IGNORECASE)
 _PROSE_START_RE = re.compile(r"^\s*(?:\*\*)?[A-Za-z][a-z]+\b")
 
@@ -653,7 +664,9 @@ def _last_number_at(text: str) -> _Number | None:
     whole = _BARE_EXPRESSION_RE.fullmatch(text) if len(text) <= 200 else None
     if whole:
         value = whole.group(1)
-        return _Number(whole.start(1), whole.end(1), value.replace(" ", "") if " " in value and not re.search(r"[-+*/\u00d7\u00f7^]", value) else value)
+        if not _OPERATOR_RE.search(value):
+            value = value.replace(" ", "")  # 1 000 000
+        return _Number(whole.start(1), whole.end(1), value)
     start = max(0, len(text) - WINDOW)
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",.{}\\!"):
         start -= 1
@@ -686,8 +699,10 @@ def _last_number_at(text: str) -> _Number | None:
 
 # A bare answer: spaced thousands, or numbers joined by explicit operators (never juxtaposed).
 _BARE_EXPRESSION_RE = re.compile(
-    r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?|[+-]?\d+(?:\.\d+)?(?:[ \t]*[-+*/\u00d7\u00f7^][ \t]*\d+(?:\.\d+)?)+)\s*"
+    r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?"
+    r"|[+-]?\d+(?:\.\d+)?(?:[ \t]*[-+*/\u00d7\u00f7^][ \t]*\d+(?:\.\d+)?)+)\s*"
 )
+_OPERATOR_RE = re.compile(r"[-+*/\u00d7\u00f7^]")
 
 
 def _last_number(text: str) -> str | None:

@@ -554,6 +554,7 @@ def _is_constant(text: str) -> bool:
 # relation ("|AB|", "A:B", "\frac{NO}{BO}", "\angle ABC", "W(x)", "\zzz"); "5x - 7y + 4" and "x^2" are
 # expressions, whose equation with a constant stays a relation.
 _SUBSCRIPT_RE = re.compile(r"_(?:\{[^{}]*\}|[A-Za-z0-9])")
+_NOT_LABEL_RE = re.compile(r"[\d+\-<>=]|\\(?:pm|mp|cdot|times|div|sqrt|sum|int|infty|pi)(?![A-Za-z])")
 
 
 def is_label(text: str) -> bool:
@@ -562,9 +563,8 @@ def is_label(text: str) -> bool:
     if is_name(text):
         return True
     bare = _SUBSCRIPT_RE.sub("", text)
-    return bool(re.search(r"[A-Za-z]", _COMMAND_RE.sub("", bare)) or _COMMAND_RE.fullmatch(bare)) and not re.search(
-        r"[\d+\-<>=]|\\(?:pm|mp|cdot|times|div|sqrt|sum|int|infty|pi)(?![A-Za-z])", bare
-    )
+    names_something = re.search(r"[A-Za-z]", _COMMAND_RE.sub("", bare)) or _COMMAND_RE.fullmatch(bare)
+    return bool(names_something) and not _NOT_LABEL_RE.search(bare)
 
 
 def is_name(text: str) -> bool:
