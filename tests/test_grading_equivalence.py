@@ -383,3 +383,82 @@ def test_reason_slugs(gold, pred, reason):
 def test_rung_that_decides(gold, pred, rung):
     """Plain numbers and structure are decided in-process; only expressions reach sympy."""
     assert compare_answers(gold, pred).detail == rung
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plain-LaTeX reader builds the trees latex2sympy builds, and refuses what it does not read.
+
+PLAIN_LATEX = [
+    # (text, read by plain_latex)
+    ("2x^2+3x", True),
+    ("x^2y", True),  # ^ takes one token: (x^2) y
+    ("-x^2", True),
+    ("\\frac{1}{2}x", True),
+    ("\\sqrt{2}x", True),
+    ("\\sqrt[3]{x}", True),
+    ("\\pi r^2", True),
+    ("2RC+R+C", True),  # latex2sympy names R as r
+    ("(x+1)(x-1)", True),
+    ("2^{10}", True),
+    ("a_1 + a_2", True),
+    ("3 \\cdot 4 \\times x", True),
+    ("3\\frac{1}{8}", False),  # a mixed number
+    ("2 3", False),
+    ("f(x)", False),  # possibly a function
+    ("e^x", False),  # exp
+    ("1+2i", False),  # the imaginary unit
+    ("2.5x", False),  # decimals keep latex2sympy's precision
+    ("\\sin x", False),
+    ("x/2", False),
+    ("2^-1", False),
+    ("x_{12}", False),
+    ("x = 1", False),
+]
+
+
+@pytest.mark.parametrize("text,read", PLAIN_LATEX)
+def test_plain_latex_reader_agrees_with_latex2sympy(text, read):
+    import sympy
+    from latex2sympy2_extended import latex2sympy
+
+    from prm_selfreward.grading.plain_latex import read_plain_latex
+    from prm_selfreward.grading.sympy_compare import _NORMALIZATION
+
+    fast = read_plain_latex(text)
+    assert (fast is not None) is read
+    if fast is not None:
+        slow = latex2sympy(text, normalization_config=_NORMALIZATION)
+        assert fast.free_symbols == slow.free_symbols
+        assert sympy.simplify(fast.doit() - slow) == 0
+
+
+def test_plain_latex_reader_agrees_on_every_math_gold(data_dir):
+    """Every MATH test gold the reader accepts reads as latex2sympy reads it (same symbols, same
+    value at three points)."""
+    import json
+
+    from latex2sympy2_extended import latex2sympy
+
+    from prm_selfreward.grading.normalize import Atom, normalize_answer, parse_shape
+    from prm_selfreward.grading.plain_latex import read_plain_latex
+    from prm_selfreward.grading.sympy_compare import _NORMALIZATION, numeric_equal, points_equal
+
+    path = data_dir / "math" / "test.jsonl"
+    if not path.exists():
+        pytest.skip("no MATH test set")
+    atoms = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        shape = parse_shape(normalize_answer(json.loads(line)["answer"]))
+        if isinstance(shape, Atom):
+            atoms.add(shape.text)
+    read = 0
+    for text in sorted(atoms):
+        fast = read_plain_latex(text)
+        if fast is None:
+            continue
+        read += 1
+        slow = latex2sympy(text, normalization_config=_NORMALIZATION)
+        assert fast.free_symbols == slow.free_symbols, text
+        same = points_equal(fast, slow) if fast.free_symbols else numeric_equal(fast, slow)
+        assert same, text
+    assert read > 500  # it reads most plain golds

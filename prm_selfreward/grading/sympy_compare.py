@@ -7,7 +7,9 @@ cached per process (a gold answer is parsed once however many samples are graded
 Atom comparisons, in order (the first that decides wins):
 
 1. ``fast``: :func:`~prm_selfreward.grading.equivalence.fast_atom_equal` (texts, plain numbers).
-2. ``parse``: both sides through ``latex2sympy`` (unevaluated), then the size cap
+2. ``parse``: both sides through ``latex2sympy`` (unevaluated; plain polynomial and radical LaTeX
+   through :func:`~prm_selfreward.grading.plain_latex.read_plain_latex`, which builds the same
+   trees without the ANTLR parser), then the size cap
    (:func:`estimate_bits` against :data:`MAX_BITS`: an answer over it is refused, reason
    ``timeout``, before anything is evaluated); a side that does not parse makes the pair unequal
    and the verdict ``parse_error`` (unless another rung finds the answers equal).
@@ -42,6 +44,7 @@ from sympy.core.relational import Relational
 from .equivalence import Comparator, Undecided, fast_atom_equal, shapes_equal
 from .normalize import Atom, Interval, Seq, Shape, Union, compact, gold_shape, parse_shape
 from .numbers import REL_TOL, rounding_unit
+from .plain_latex import read_plain_latex
 
 _NORMALIZATION = NormalizationConfig(
     basic_latex=True, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
@@ -156,10 +159,12 @@ def estimate_bits(expr: Any, memo: dict | None = None) -> float:
 def parse_latex(text: str) -> Any:
     """The sympy object for an atom's LaTeX, a :class:`_ParseFailed`, or a :class:`_TooLargeParse`
     (over :data:`MAX_BITS`). Cached per process; nothing is evaluated before the size check."""
-    try:
-        expr = latex2sympy(text, normalization_config=_NORMALIZATION)
-    except Exception as exc:  # latex2sympy raises bare Exception on syntax errors
-        return _ParseFailed(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+    expr = read_plain_latex(text)  # plain expressions without ANTLR (~100x faster, same trees)
+    if expr is None:
+        try:
+            expr = latex2sympy(text, normalization_config=_NORMALIZATION)
+        except Exception as exc:  # latex2sympy raises bare Exception on syntax errors
+            return _ParseFailed(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
     try:
         bits = estimate_bits(expr)
     except RecursionError:
