@@ -26,8 +26,10 @@ cost of a process boundary is paid only by answers that need sympy.
 Numeric policy (rungs 2 and 3 alike): two exact values (integers, fractions, radicals, pi ...) must be
 exactly equal (``1/2004!`` is not ``1/2006!``; ``1/3`` is not ``333333/1000000``). When either side is
 written with a decimal point, values are equal within a relative tolerance of :data:`REL_TOL` (1e-6):
-``0.5`` equals ``1/2``, ``0.3333333`` equals ``1/3``, ``0.333`` does not, and ``1e-10`` is not ``2e-10``
-(the tolerance is relative, never absolute).
+``0.5`` equals ``1/2``, ``0.3333333`` equals ``1/3``, and ``1e-10`` is not ``2e-10`` (the tolerance is
+relative, never absolute). A predicted decimal that rounds an exact gold at the precision it is written
+with is equal too (``0.33`` and ``0.333`` for ``1/3``, ``2.6667`` for ``8/3``; at least two significant
+digits, :func:`~prm_selfreward.grading.numbers.rounds_to`); a decimal gold is never rounded.
 """
 
 from __future__ import annotations

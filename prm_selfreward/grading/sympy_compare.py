@@ -23,7 +23,8 @@ Atom comparisons, in order (the first that decides wins):
 6. ``numeric``: no free symbols: evaluated to 40 digits. Exact against exact: unequal when they differ
    beyond 1e-12 relative; else a rational difference (``(a - b).doit()``) decides exactly (a non-zero
    one is unequal however small: ``1/2004!`` vs ``1/2006!``), and other constants must agree to 1e-45
-   at 60 digits. With a decimal on either side: relative tolerance 1e-6.
+   at 60 digits. With a decimal on either side: relative tolerance 1e-6; a predicted plain decimal
+   that rounds the exact gold constant at its written precision is equal (``1.41`` for ``\\sqrt{2}``).
 7. ``points``: free symbols: the difference evaluated at three random points (positive reals);
    equal when it vanishes (relatively) at every point where both sides are finite.
 8. ``simplify``: ``simplify(a - b) == 0`` when no point could be evaluated.
