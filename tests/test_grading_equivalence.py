@@ -164,6 +164,7 @@ LABELLED_VALUES = [
     ("|AB|=1", "1", True),
     ("|AB|=1", "2", False),
     ("|AB|=1", "|AB| = 1", True),
+    ("1", "|x| = 1", False),  # on the prediction side a label is no value: x may be asked for
     ("A:B=1", "1", True),
     ("A:B=1", "2", False),
     ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", "\\frac{\\sqrt6}{6}", True),
@@ -337,7 +338,10 @@ ASYMMETRIC = {("-2,-2", "-2"), ("15\\frac{39}{40}", "15\\frac{39}{40}, \\frac{63
     # a predicted decimal rounds an exact gold; an exact prediction does not match a rounded gold
     (g, p) for g, p, equal in FRACTIONS + ROOTS_AND_CONSTANTS
     if equal and "." in p and "." not in g and len(p.split(".")[1]) < 6
-}
+} | {
+    # a labelled gold ("|AB| = 1") compares by its value; a labelled prediction stays a relation
+    (g, p) for g, p, equal in LABELLED_VALUES if equal and "=" in g and "=" not in p
+} | {("1", "|x| = 1")}
 
 
 @pytest.mark.parametrize(
