@@ -107,6 +107,14 @@ def test_a_later_number_outranks_a_math_span_only_when_the_last_number_is_read()
     assert check(text, "x^2+1").correct  # a non-numeric gold never reads the last number
 
 
+def test_the_whole_text_fallback_never_reads_a_later_number():
+    """The CLI grades a bare answer whole; with a math span, the span, not a later sentence's number."""
+    text = "\\[ d = -200 \\]\nSo it lands 200 feet away."
+    assert check(text, "200").correct  # the later sentence's number, as math-verify reads it
+    verdict = check(text, "-200", whole_text_fallback=True)
+    assert (verdict.correct, verdict.source) == (True, "math")
+
+
 def test_none_text():
     assert extract_answer(None).source == "none"
 

@@ -68,9 +68,10 @@ def _start(
     gold = prepare_gold(gold, benchmark)
     order = rules.order
     numeric = _numeric_gold(gold, unit)
-    if not numeric:
+    if not numeric or whole_text_fallback:
         # The last number is read for numeric golds only ("x^2 + 1" does not end in its 1), both as
-        # the last resort and where it outranks an earlier math span.
+        # the last resort and where it outranks an earlier math span; never with the whole-text
+        # fallback (a bare answer is graded whole, not by its last number).
         order = tuple(s for s in order if s != "last_number")
     extraction: Extraction = extract_answer(prediction_text, order)
     fallback = extraction.source in ("last_number", "none") and not extraction.truncated
