@@ -3,7 +3,7 @@
 Cases are built here from real gold answers (MATH-500, OlympiadBench, GSM8K, MATH test, Gaokao 2023
 in ``$PRM_SR_DATA_DIR``, default ``../shared/data``): rewritings that must be accepted (other
 notation, reordered sets, decimals within tolerance, units, ``x = v``) and near misses that must be
-rejected (a changed element, a swapped tuple, an interval end, a rounded decimal), each wrapped in a
+rejected (a changed element, a swapped tuple, an interval end, a mis-rounded decimal), each wrapped in a
 realistic model output, plus the known failure modes of DESIGN.md section 4, extraction traps, and
 the hand-written table of answer forms as models write them (tests/realistic_cases.py, category
 ``realistic``, labelled by hand; the agreement of the two checkers on it is printed). Other labels
@@ -130,6 +130,38 @@ def decimal(value, digits: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
+def rounded(value, significant: int = 3) -> str | None:
+    """``value`` rounded (half up, in decimal) to ``significant`` digits, written with its decimal
+    point and trailing zeros (``0.350``); None when that has no decimal point (``123``)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    import sympy
+
+    exact = Decimal(str(sympy.N(value, 40)))
+    if exact == 0:
+        return None
+    quantum = Decimal(1).scaleb(exact.adjusted() - significant + 1)
+    text = format(exact.quantize(quantum, rounding=ROUND_HALF_UP), "f")
+    return text if "." in text else None
+
+
+def misrounded(text: str, value) -> str:
+    """The decimal ``text`` moved one unit in its last written place away from ``value``: no
+    rounding of it at that precision (docs/checker.md, Numbers)."""
+    from decimal import Decimal
+
+    import sympy
+
+    written = Decimal(text)
+    unit = Decimal(1).scaleb(written.as_tuple().exponent)
+    exact = Decimal(str(sympy.N(value, 40)))
+    step = -unit if exact < written else unit
+    moved = written + step
+    while abs(moved - exact) <= unit / 2:  # a tie (0.4025 rounds to 0.402 and to 0.403)
+        moved += step
+    return format(moved, "f")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Case builders, one per category
 
@@ -182,8 +214,11 @@ def number_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
             decimal(value, 12),
         ]
         wrong = [f"{sign}\\frac{{{b}}}{{{a}}}" if a != b else "0", f"{sign}\\frac{{{int(a) + 1}}}{{{b}}}"]
-        if sympy.Rational(decimal(value, 3)) != value:
-            wrong.append(decimal(value, 3))  # rounded: exact gold, approximate answer beyond 1e-6
+        approx = rounded(value, 3)
+        if approx is not None and sympy.Rational(approx) != value:
+            # Rounded at the precision written: right (docs/checker.md, Numbers); one unit off: wrong.
+            right.append(approx)
+            wrong.append(misrounded(approx, value))
         for answer in rng.sample(right, 2):
             out.append(Case("numbers", gold, wrap(answer, rng), True, "math"))
         out.append(Case("numbers", gold, wrap(rng.choice(wrong), rng), False, "math"))
@@ -234,9 +269,10 @@ def constant_cases(data: Path, rng: random.Random, n: int) -> list[Case]:
         for candidate in (expr + 1, 2 * expr, expr**2, -expr):
             if numerically_different(candidate, expr):
                 wrong.append(latex_of(candidate))
-        approx = decimal(expr, 3)
-        if numerically_different(sympy.Float(approx, 30), expr):
-            wrong.append(approx)
+        approx = rounded(expr, 3)
+        if approx is not None and numerically_different(sympy.Float(approx, 30), expr):
+            right.append(approx)  # rounded at the precision written
+            wrong.append(misrounded(approx, expr))  # one unit off in the last place
         for answer in rng.sample(right, min(2, len(right))):
             out.append(Case("constants", gold, wrap(answer, rng), True, "math"))
         if wrong:

@@ -144,6 +144,17 @@ add("gold_forms", [
     ("(a,b)=(1,2)", HEAD + "so $a=1, b=2$.", True, None),
     (["$x=2$"], HEAD + "\\boxed{2}", True, "olympiadbench"),
     ("k=3", HEAD + "\\boxed{3}", True, None),
+    ("|AB|=1", HEAD + "So the segment has length $\\boxed{1}$.", True, None),
+    ("|AB|=1", HEAD + "So the segment has length $\\boxed{2}$.", False, None),
+    ("A:B=1", HEAD + "\\boxed{1}", True, None),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", HEAD + "\\boxed{\\frac{\\sqrt{6}}{6}}", True, None),
+    ("\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", HEAD + "\\boxed{\\frac{\\sqrt{6}}{3}}", False, None),
+    ("1 = \\zzz = x = 0", HEAD + "\\boxed{0}", True, None),
+    ("11", HEAD + "Therefore $\\boxed{x \\approx 11}$.", True, None),
+    ("11", HEAD + "Therefore $\\boxed{x \\approx 13}$.", False, None),
+    ("W(x)=1 \\text{ or } W(x)=-1", HEAD + "\\boxed{W(x) = \\pm 1}", True, None),
+    ("W(x)=1 or W(x)=-1", HEAD + "\\boxed{W(x)=1} or \\boxed{W(x)=-1}", True, None),
+    ("W(x)=1 or W(x)=-1", HEAD + "\\boxed{W(x)=1}", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,6 +176,20 @@ add("several", [
     (["$69$", "$84$"], HEAD + "\\boxed{84}", False, "olympiadbench"),
     ("3", HEAD + "\\boxed{3} or \\boxed{4}", False, None),
     ("3", HEAD + "\\boxed{3} and \\boxed{3}", True, None),
+    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2},\\boxed{3}", True, None),  # a bare list in a TeX group
+    ("{1,2,3}", HEAD + "\\boxed{1},\\boxed{2}", False, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)}", True, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b).", True, None),
+    ("(3,3),(1,1)", HEAD + "\\boxed{(3,3)} for part (a) and \\boxed{(1,2)}", False, None),
+    ("-2,1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", True, None),
+    ("-2,1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{2}\\).", False, None),
+    ("1", HEAD + "The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", False, None),
+    ("The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", HEAD + "\\boxed{-2, 1}", True, None),
+    ("The solutions are \\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", HEAD + "\\boxed{-2}", False, None),
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{\\{(3,4),(1,2)\\}}", True, None),  # a set of points in any order
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{(3,4),(1,2)}", True, None),
+    ("\\{(1,2),(3,4)\\}", HEAD + "\\boxed{\\{(3,4),(2,1)\\}}", False, None),  # each point keeps its order
+    ("1, 2", HEAD + "The answers are $x=1$ for (a) and $x=2$ for (b).", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,13 +245,25 @@ add("matrices", [
     ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
      "\\boxed{\\begin{pmatrix} 0.3333333 \\\\ 0.6666667 \\end{pmatrix}}", True, None),
     ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
-     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.67 \\end{pmatrix}}", False, None),
+     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.67 \\end{pmatrix}}", True, None),  # rounded at the precision written
+    ("\\begin{pmatrix} \\frac{1}{3} \\\\ \\frac{2}{3} \\end{pmatrix}",
+     "\\boxed{\\begin{pmatrix} 0.33 \\\\ 0.66 \\end{pmatrix}}", False, None),  # truncated, not rounded
+    ("\\begin{pmatrix} \\frac{8}{3} \\\\ 1 \\end{pmatrix}", "\\boxed{\\begin{pmatrix} 2.6667 \\\\ 1 \\end{pmatrix}}", True, None),
     ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "\\boxed{(2, -1)}", True, None),
     ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.8660254)}", True, None),
-    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.866)}", False, None),
+    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.866)}", True, None),
+    ("(\\frac{1}{2}, \\frac{\\sqrt{3}}{2})", "\\boxed{(0.5, 0.867)}", False, None),
     ("[\\frac{1}{4}, \\frac{3}{4}]", "\\boxed{[0.25, 0.75]}", True, None),
-    ("[\\frac{1}{3}, 1]", "\\boxed{[0.33, 1]}", False, None),
+    ("[\\frac{1}{3}, 1]", "\\boxed{[0.33, 1]}", True, None),
+    ("[\\frac{1}{3}, 1]", "\\boxed{[0.3, 1]}", False, None),  # one significant digit: too few
+    ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6667, \\infty)}", True, None),
+    ("(\\frac{8}{3}, \\infty)", "\\boxed{(2.6666, \\infty)}", False, None),
     ("\\left( \\frac{3}{2}, 2 \\right]", "\\boxed{(1.5, 2]}", True, None),
+    # An expression of matrices is the matrix it evaluates to.
+    ("\\begin{pmatrix} 6 & 8 \\\\ 10 & 12 \\end{pmatrix}", HEAD + "The sum is $" + M + " + \\begin{pmatrix} 5 & 6 \\\\ 7 & 8 \\end{pmatrix}$", True, None),
+    ("\\begin{pmatrix} 6 & 8 \\\\ 10 & 13 \\end{pmatrix}", HEAD + "The sum is $" + M + " + \\begin{pmatrix} 5 & 6 \\\\ 7 & 8 \\end{pmatrix}$", False, None),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", HEAD + "So $\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}" + M + "$", True, None),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", HEAD + "So $\\begin{pmatrix} 2 & 0 \\\\ 0 & 1 \\end{pmatrix}" + M + "$", False, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -269,6 +306,39 @@ add("numbers_units", [
     ("\\frac{1}{3}", "\\boxed{0.\\overline{4}}", False, None),
     ("500", "\\boxed{\u20b9500}", True, None),
     ("5", "\\boxed{5 USD}", True, None),
+    ("1.22", "\\boxed{1,22}", True, None),  # a decimal comma
+    ("0.111", "\\boxed{0,111}", True, None),  # no thousands group opens with 0
+    ("111", "\\boxed{0,111}", False, None),
+    ("2.74", "Le total est donc de 2,74 $ au final.", True, None),
+    ("274", "Le total est donc de 2,74 $ au final.", False, None),
+    ("1000.99", HEAD + "It is not 10: it is 1,000.99\u20ac in the end.", True, None),
+    ("1000.99", HEAD + "The floor is not 10 but 1,000.99m\u00b2 in area.", True, None),
+    ("1000.99", HEAD + "The answer is 1,000.99m\u00b2.", True, None),
+    ("1000.98", HEAD + "The answer is 1,000.99m\u00b2.", False, None),
+    ("28\\%", "\\boxed{28 pct}", True, None),
+    ("28\\%", "\\boxed{28 percentage}", True, None),
+    ("28\\%", HEAD + "The loss is 28 pct.", True, None),
+    ("28\\%", "\\boxed{0.28}", False, None),
+    ("1,22", HEAD + "The answer is 1.22.", True, None),  # a gold with a decimal comma
+    ("1,5", HEAD + "The answer is 1.5.", False, None),  # a gold "1,5" is two roots
+    ("-3", "\\boxed{-3,0}", False, None),  # two roots, not the decimal -3.0
+    ("-3", HEAD + "So the roots are -3,0", False, None),
+    ("-3,0", "\\boxed{-3}", False, None),
+    (["-3,0"], "\\boxed{-3}", False, "olympiadbench"),
+    ("0,111", "\\boxed{0.111}", True, None),
+    ("0,111", "\\boxed{0.112}", False, None),
+    ("1000", "1 000", True, None),  # a bare answer with spaced thousands
+    ("3100", HEAD + "He bought 3 100-pound bags.", False, None),  # spaced digits in prose stay apart
+    ("40/9", "4 4/9", True, None),  # a mixed number
+    ("40/9", HEAD + "The answer is 4 4/9.", True, None),
+    ("4", HEAD + "The answer is 4 4/9.", False, None),
+    ("103/9", "11.0 4/9", False, None),
+    ("71/6", "11\n5/6", False, None),  # a line break is no mixed number
+    ("40/9", "4 + 4/9", True, None),  # a bare arithmetic expression
+    ("2", "4 4/9 2", True, None),
+    ("10/9", "\\frac{10}{9}", True, None),  # a bare fraction
+    ("1, 2, 3", "$1, 2, 3, ...$", False, None),  # the list goes on
+    ("1, 2, 3, \\ldots", "$1, 2, 3, ...$", True, None),
 ])
 
 # ---------------------------------------------------------------------------------------------------
@@ -315,7 +385,8 @@ add("no_false_positives", [
     ("(1,2)", "\\boxed{\\{1,2\\}}", False, None),
     ("(1,2)", "\\boxed{[1,2]}", False, None),
     ("[1,2]", "\\boxed{1, 2}", False, None),
-    ("\\frac{1}{3}", "\\boxed{0.333}", False, None),
+    ("\\frac{1}{3}", "\\boxed{0.334}", False, None),
+    ("0.33", "\\boxed{\\frac{1}{3}}", False, None),  # an exact answer does not match a rounded gold
     ("\\frac{1}{2004!}", "\\boxed{\\frac{1}{2006!}}", False, None),
     ("50\\%", "\\boxed{0.5}", False, None),
     ("2", "\\boxed{x^2}", False, None),
@@ -328,9 +399,93 @@ add("no_false_positives", [
     ("-2,-2", "\\boxed{-2}", False, None),
     ("(1, 2]", "\\boxed{(1, 2)}", False, None),
     ("x = 5", HEAD + "The answer is x = 6.", False, None),
-    ("\\sqrt{2}", "\\boxed{1.41}", False, None),
+    ("\\sqrt{2}", "\\boxed{1.42}", False, None),
+    ("1.41", "\\boxed{1.414}", False, None),  # a decimal gold is not rounded: it is the answer
     ("3", HEAD + "so the answer is $3+1$", False, None),
     ("a_{12}", "\\boxed{10}", False, None),
+])
+
+# ---------------------------------------------------------------------------------------------------
+# "#### N" wherever a line's answer can stand (step-by-step chat outputs)
+
+STEPS = "Step 1: Janet's ducks lay 16 eggs and she eats 3 and bakes with 4.\nStep 2: She sells 16 - 3 - 4 = 9 eggs at $2 each.\n"
+add("gsm8k_lines", [
+    ("18", STEPS + "Step 3: #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### 17", False, "gsm8k"),
+    ("18", STEPS + "Step 3: 9 * 2 = 18 dollars. #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: 9 * 2 = 18 dollars. #### 18.", True, None),
+    ("18", STEPS + "Step 3: #### 18\nStep 4: #### 18\nStep 5: #### 18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### 18 Step 4: She also sells 3 more, 21 in all", True, "gsm8k"),
+    ("18", STEPS + "Step 3: #### $18", True, "gsm8k"),
+    ("18", STEPS + "Step 3: **#### 18**", True, "gsm8k"),
+    ("14", "#### Step 1: Count the apples\nShe has 3 + 4 = 7 apples.\n#### Step 2: Double it\n7 * 2 = 14", True, "gsm8k"),
+    ("2", "#### Step 1: Count the apples\nShe has 3 + 4 = 7 apples.\n#### Step 2: Double it\n7 * 2 = 14", False, "gsm8k"),
+    ("26", "Step 1: 5 + 21 = 26\nStep 2: #### 26<|im_end|>", True, "gsm8k"),
+    ("26", "Step 1: 5 + 21 = 26\nStep 2: #### 25<|im_end|>\n<|im_start|>user\n#### 26", False, "gsm8k"),
+])
+
+# ---------------------------------------------------------------------------------------------------
+# No box and no answer line: the last sentence's number outranks an earlier math span (numeric golds)
+
+add("last_sentence", [
+    ("200", "The reach is 1000 feet and the throw 1200 feet.\n\\[ d = 1000 - 1200 \\]\n\\[ d = -200 \\]\nSo the dragon can still hit the dragon 200 feet outside of the reach.", True, "gsm8k"),
+    ("-200", "The reach is 1000 feet and the throw 1200 feet.\n\\[ d = -200 \\]\nSo Polly can stand 200 feet outside of the reach.", False, "gsm8k"),
+    ("23", "Step 1: He starts with 25 marbles.\nStep 2: He loses 2: \\( 25 - 2 = 23 \\)\nStep 3: He then buys 4 more, so he has 27.\nStep 4: He then buys 4 more, so he has 27.\nStep 5: He then buys 4 more, so he has", False, "gsm8k"),
+    ("27", "Step 1: He starts with 25 marbles.\nStep 2: He loses 2: \\( 25 - 2 = 23 \\)\nStep 3: He then buys 4 more, so he has 27.\nStep 4: He then buys 4 more, so he has 27.\nStep 5:", True, "gsm8k"),
+    ("5", HEAD + "Therefore \\[ x = 5 \\] holds in all 3 cases.", True, None),
+    ("3", HEAD + "Therefore \\[ x = 5 \\] holds in all 3 cases.", False, None),
+    ("x^2+1", HEAD + "The polynomial is $x^2+1$.\nWe checked it in 3 cases.", True, None),
+    ("5", HEAD + "Step 3: So $x = 5$.\nStep 4:", True, None),
+    ("4", HEAD + "Step 3: So $x = 5$.\nStep 4:", False, None),
+    ("12", HEAD + "She sold **12** cakes.\nEach of the 3 boxes holds 4 of them, 12 in all.", True, None),
+])
+
+# ---------------------------------------------------------------------------------------------------
+# Answer lines in prose (Minerva's "Final Answer:" with a sentence), currency dollars, inline spans
+
+add("prose_answers", [
+    ("120", HEAD + "Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", True, "math"),
+    ("8", HEAD + "Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", False, "math"),
+    ("\\frac{3}{4}", HEAD + "Final Answer: The probability that $X > Y$ is $\\frac{3}{4}$. I hope it is correct.", True, "math"),
+    ("\\frac{3}{4}", HEAD + "Final Answer: The probability that $X > Y$ is $\\frac{1}{4}$. I hope it is correct.", False, "math"),
+    ("5", HEAD + "Answer: 5 is the number of apples left.", True, None),
+    ("10455", "He pays $10,200 + $255 = $10,455.\nThe final answer is $10,455$", True, None),
+    ("255", "He pays $10,200 + $255 = $10,455.\nThe final answer is $10,455$", False, None),
+    ("10455", "The tax is $255, so he pays $10,200 + $255 = $10,455. The final answer is $10,455$", True, None),
+    ("10455", "The total is \\$10,200 + \\$255 = \\$10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", True, "math"),
+    ("9", "Answer $$ \n 9 \n $$", True, None),
+    ("9", "Answer \\[ \n 9 \n \\]", True, None),
+    ("9", "Answer $ \n 9 \n $", False, None),  # an inline span holds no line break (math-verify's rule)
+    ("9", "Answer \\( \n 9 \n \\)", False, None),
+    ("7", "Le prix est 5$.\nIl reste 7$", True, None),
+    # A Minerva answer line after the last box is the final word.
+    ("10455", "Interest on the first CD is $0.04 \\cdot 10,000 \\cdot \\frac{1}{2} = \\boxed{200}$, so he has $10,200. On the second CD $0.05 \\cdot 10,200 \\cdot \\frac{1}{2} = \\boxed{255}$, so he has $10,200 + $255 = $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", True, "math"),
+    ("255", "Interest on the first CD is $0.04 \\cdot 10,000 \\cdot \\frac{1}{2} = \\boxed{200}$, so he has $10,200. On the second CD $0.05 \\cdot 10,200 \\cdot \\frac{1}{2} = \\boxed{255}$, so he has $10,200 + $255 = $10,455. Final Answer: The final answer is $10,455$. I hope it is correct.", False, "math"),
+    ("5", HEAD + "Final Answer: The final answer is $\\boxed{5}$. I hope it is correct.", True, "math"),
+    ("4", HEAD + "Final Answer: The final answer is $3$. I hope it is correct. Re-checking, it is \\boxed{4}.", True, "math"),
+    # A sentence may end inside a display span: the next sentence's number is later.
+    ("100", HEAD + "Dividing gives $$\\frac{x'}{x} \\geq \\frac{2}{1}.$$ Therefore the error grows by 100%.", True, None),
+])
+
+# ---------------------------------------------------------------------------------------------------
+# Escaped LaTeX (JSON in JSON) and whole chat transcripts
+
+TRANSCRIPT = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+3? "
+    "Put the answer in \\boxed{}.<|im_end|>\n<|im_start|>assistant\n2 + 3 = 5, so the answer is \\boxed{ANSWER}."
+    "<|im_end|>\n<|im_start|>user\nAnd 3+3? The answer is \\boxed{6}"
+)
+add("escaped_and_chat", [
+    ("\\frac{1}{2}", HEAD + "So the answer is \\\\boxed{\\\\frac{1}{2}}.", True, None),
+    ("\\frac{1}{2}", HEAD + "So the answer is \\\\boxed{\\\\frac{1}{3}}.", False, None),
+    ("\\frac{\\sqrt{2}}{2}", "We get $\\\\sqrt{2}$ first.\\nThe answer is $\\\\frac{1}{\\\\sqrt{2}}$.", True, None),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\\\boxed{\\\\begin{pmatrix} 1 \\\\\\\\ 2 \\\\end{pmatrix}}", True, None),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\\\boxed{\\\\begin{pmatrix} 2 \\\\\\\\ 1 \\\\end{pmatrix}}", False, None),
+    ("\\\\frac{10}{2}", "\\boxed{5}", True, None),  # an escaped gold
+    ("5", TRANSCRIPT.replace("ANSWER", "5"), True, None),  # the answer of the last assistant turn
+    ("6", TRANSCRIPT.replace("ANSWER", "5"), False, None),  # not the next user turn's
+    ("5", HEAD + "The answer is \\boxed{5}.<|im_start|>user", True, None),
+    ("5", HEAD + "The answer is $5$.\n<|im_start|>user\nNow 3+3. The answer is $6$.", True, None),
 ])
 
 CASES: list[Case] = [Case(*row) for row in _CASES]

@@ -64,6 +64,14 @@ def test_all_boxes_are_collected():
 OTHER_SOURCES = [
     ("She makes 9 * 2 = $18.\n#### 18", "18", "gsm8k"),
     ("#### 1,000", "1,000", "gsm8k"),
+    ("Step 3: #### 26", "26", "gsm8k"),  # after a step marker
+    ("So 5 + 21 = 26. #### 26", "26", "gsm8k"),  # after other text
+    ("Step 3: #### 26 Step 4: then 30 more", "26", "gsm8k"),  # up to the next step's marker
+    ("#### Step 2: double it\n7 * 2 = 14", "14", "last_number"),  # a markdown heading is not an answer
+    ("\\[ d = -200 \\]\nSo it lands 200 feet away.", "200", "last_number"),  # a later sentence's number
+    ("Hence \\[ x = 5 \\] in all 3 cases.", "x = 5", "math"),  # the same sentence: the span
+    ("Step 3: so $x = 5$.\nStep 4:", "x = 5", "math"),  # a step label is not a number
+
     ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac{3}{4}", "minerva"),
     ("Final Answer: The final answer is 12. I hope it is correct.", "12", "minerva"),
     ("Therefore, the answer is 3.5.", "3.5", "answer_is"),
@@ -89,6 +97,22 @@ OTHER_SOURCES = [
 def test_other_sources(text, answer, source):
     extraction = extract_answer(text)
     assert (extraction.answer, extraction.source) == (answer, source)
+
+
+def test_a_later_number_outranks_a_math_span_only_when_the_last_number_is_read():
+    text = "The polynomial is $x^2+1$.\nWe checked it in 3 cases."
+    assert extract_answer(text).answer == "3"
+    no_numbers = tuple(s for s in rules_for(None).order if s != "last_number")
+    assert extract_answer(text, no_numbers).answer == "x^2+1"
+    assert check(text, "x^2+1").correct  # a non-numeric gold never reads the last number
+
+
+def test_the_whole_text_fallback_never_reads_a_later_number():
+    """The CLI grades a bare answer whole; with a math span, the span, not a later sentence's number."""
+    text = "\\[ d = -200 \\]\nSo it lands 200 feet away."
+    assert check(text, "200").correct  # the later sentence's number, as math-verify reads it
+    verdict = check(text, "-200", whole_text_fallback=True)
+    assert (verdict.correct, verdict.source) == (True, "math")
 
 
 def test_none_text():

@@ -189,6 +189,17 @@ HOSTILE_TEXT = {
     "variable spans": "n$ $",
     "choice letters": "A is ",
     "approximations": "about $1$ ",
+    "step hashes": "Step 1: #### ",
+    "inline spans across lines": "$ \n 9 \n ",
+    "\\( across lines": "\\( \n",
+    "prose copulas": "Answer: The x is ",
+    "mixed numbers": "1 1/1 ",
+    "decimal commas": "1,2",
+    "ellipsis lists": "1, ...",
+    "escaped commands": "\\\\frac{1}{2} ",
+    "transcript headers": "<|im_start|>user\n",
+    "boxes with part labels": "\\boxed{1} for part (a) and ",
+    "spaced thousands": " 000",
 }
 HOSTILE_SIZE = 272_000
 

@@ -207,7 +207,7 @@ def prepare_gold(gold: Any, benchmark: str | None) -> str | list[str]:
     return gold
 
 
-_GSM8K_LINE_RE = re.compile(r"^[ \t]*####", re.MULTILINE)
+_GSM8K_LINE_RE = re.compile(r"(?<!#)####(?!#)")
 
 
 def _reference_answer(gold: str) -> str:

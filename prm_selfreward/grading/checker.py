@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .benchmarks import prepare_gold, rules_for
-from .equivalence import MAX_RAW_CHARS, prepare
+from .equivalence import GOLD_DECIMAL_COMMA_RE, MAX_RAW_CHARS, prepare
 from .extract import Extraction, extract_answer
 from .normalize import normalize_answer
 from .numbers import parse_number
@@ -48,8 +48,12 @@ def _gold_text(gold: str | list[str]) -> str:
 def _numeric_gold(gold: str | list[str], unit: str | None) -> bool:
     golds = [gold] if isinstance(gold, str) else gold
     return bool(golds) and all(
-        len(g) <= MAX_RAW_CHARS and parse_number(normalize_answer(g, unit)) is not None for g in golds
+        len(g) <= MAX_RAW_CHARS and _is_number(normalize_answer(g, unit)) for g in golds
     )
+
+
+def _is_number(text: str) -> bool:
+    return parse_number(text) is not None or GOLD_DECIMAL_COMMA_RE.match(text) is not None  # 1,22 too
 
 
 def _start(
@@ -62,7 +66,14 @@ def _start(
     """Extraction and the in-process rungs: a final verdict, or a provisional one plus a sympy job."""
     rules = rules_for(benchmark)
     gold = prepare_gold(gold, benchmark)
-    extraction: Extraction = extract_answer(prediction_text, rules.order)
+    order = rules.order
+    numeric = _numeric_gold(gold, unit)
+    if not numeric or whole_text_fallback:
+        # The last number is read for numeric golds only ("x^2 + 1" does not end in its 1), both as
+        # the last resort and where it outranks an earlier math span; never with the whole-text
+        # fallback (a bare answer is graded whole, not by its last number).
+        order = tuple(s for s in order if s != "last_number")
+    extraction: Extraction = extract_answer(prediction_text, order)
     fallback = extraction.source in ("last_number", "none") and not extraction.truncated
     if whole_text_fallback and fallback and prediction_text:
         extraction = Extraction(prediction_text.strip() or None, "none", extraction.all_boxes)
@@ -70,10 +81,13 @@ def _start(
     else:
         source = extraction.source
     verdict = Verdict(False, extraction.answer, _gold_text(gold), "no_answer", "", source)
-    if source == "last_number" and not _numeric_gold(gold, unit):
-        # The last number is a last resort for numeric golds only ("x^2 + 1" does not end in its 1).
-        verdict.predicted = None
-        verdict.detail = "no answer marker (the last-number fallback is for numeric golds only)"
+    if source == "none" and not numeric and not extraction.truncated:
+        only_a_number = extract_answer(prediction_text, rules.order).answer is not None
+        verdict.detail = (
+            "no answer marker (the last-number fallback is for numeric golds only)"
+            if only_a_number
+            else "no answer found"
+        )
         return verdict, None
     if extraction.answer is None:
         verdict.detail = "truncated \\boxed{" if extraction.truncated else "no answer found"

@@ -26,8 +26,10 @@ cost of a process boundary is paid only by answers that need sympy.
 Numeric policy (rungs 2 and 3 alike): two exact values (integers, fractions, radicals, pi ...) must be
 exactly equal (``1/2004!`` is not ``1/2006!``; ``1/3`` is not ``333333/1000000``). When either side is
 written with a decimal point, values are equal within a relative tolerance of :data:`REL_TOL` (1e-6):
-``0.5`` equals ``1/2``, ``0.3333333`` equals ``1/3``, ``0.333`` does not, and ``1e-10`` is not ``2e-10``
-(the tolerance is relative, never absolute).
+``0.5`` equals ``1/2``, ``0.3333333`` equals ``1/3``, and ``1e-10`` is not ``2e-10`` (the tolerance is
+relative, never absolute). A predicted decimal that rounds an exact gold at the precision it is written
+with is equal too (``0.33`` and ``0.333`` for ``1/3``, ``2.6667`` for ``8/3``; at least two significant
+digits, :func:`~prm_selfreward.grading.numbers.rounds_to`); a decimal gold is never rounded.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from .normalize import (
     normalize_answer,
     parse_shape,
 )
-from .numbers import MAX_DIGITS, REL_TOL, numbers_equal, parse_number
+from .numbers import MAX_DIGITS, REL_TOL, numbers_equal, parse_number, rounds_to
 from .result import REASONS, Comparison
 from .timeout import run_sympy
 
@@ -189,7 +191,8 @@ def fast_atom_equal(gold: str, pred: str, relation: bool = False) -> bool:
     if not relation:
         gn, pn = parse_number(g), parse_number(p)
         if gn is not None and pn is not None:
-            return numbers_equal(gn, pn)
+            # A predicted decimal that rounds an exact gold at its written precision (0.33 for 1/3).
+            return numbers_equal(gn, pn) or (not gn[1] and rounds_to(gn[0], p))
         if (gn is not None or pn is not None) and re.fullmatch(r"[A-Za-z]", p if gn is not None else g):
             return False  # a number is never a bare variable
     raise Undecided
@@ -303,6 +306,11 @@ def _shape_text(shape: Shape) -> str:
     raise Undecided
 
 
+def _matrix_text(shape: Matrix) -> str:
+    rows = " \\\\ ".join(" & ".join(cell.text for cell in row) for row in shape.rows)
+    return f"\\begin{{pmatrix}} {rows} \\end{{pmatrix}}"
+
+
 def _by_name(gold: Seq, pred: Seq) -> tuple[tuple[Shape, ...], tuple[Shape, ...]] | None:
     """Two tuples of assignments naming the same unknowns: their values paired by name."""
     if gold.names is None or pred.names is None or len(gold.names) != len(pred.names):
@@ -327,6 +335,10 @@ def shapes_equal(gold: Shape, pred: Shape, cmp: Comparator = FAST) -> bool:
             return cmp.relation(_equation_text(gold), pred.text)
         return shapes_equal(gold.rhs, pred, cmp)
     if isinstance(pred, Equation):
+        if not pred.name:
+            # A labelled value is read so on the gold side only: a predicted "|x| = 3" stays the
+            # relation it is (the answer asked for may be x), not the value 3.
+            return shapes_equal(gold, Relation(_equation_text(pred)), cmp)
         if isinstance(gold, Relation):
             return cmp.relation(gold.text, _equation_text(pred))
         return shapes_equal(gold, pred.rhs, cmp)
@@ -387,6 +399,10 @@ def shapes_equal(gold: Shape, pred: Shape, cmp: Comparator = FAST) -> bool:
         if len(gold_parts) == 1 and len(pred_parts) == 1:
             return False
         return _match_unordered(gold_parts, pred_parts, cmp)
+    if isinstance(gold, Matrix) and isinstance(pred, Atom) and "\\begin{" in pred.text:
+        return cmp.atom(_matrix_text(gold), pred.text)  # "A + B", "A B": sympy evaluates it
+    if isinstance(pred, Matrix) and isinstance(gold, Atom) and "\\begin{" in gold.text:
+        return cmp.atom(gold.text, _matrix_text(pred))
     if isinstance(gold, Matrix) and isinstance(pred, Matrix):
         if len(gold.rows) != len(pred.rows) or len(gold.rows[0]) != len(pred.rows[0]):
             return False
@@ -411,9 +427,14 @@ def _as_golds(gold: str | Sequence[str] | float | int) -> tuple[str, ...]:
     return tuple(_as_golds(g)[0] for g in gold)
 
 
-# "2,75" against a single numeric gold: a decimal comma. Exactly three digits after the comma is a
-# thousands separator (1,500), and a comma followed by a space is a list (2, 75): neither is read so.
-_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
+# "2,75" against a single number on the other side: a decimal comma. Exactly three digits after the
+# comma is a thousands separator (1,500) unless the number opens with "0," (0,111: no thousands
+# group starts with 0), and a comma followed by a space is a list (2, 75): neither is read so. Nor
+# is "-3,0" (all zeros after the comma: the roots -3 and 0, whose decimal reading would equal -3).
+DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?!0+$)(?:\d{1,2}|\d{4,})$|^-?0,(?!0+$)\d+$")
+# On the gold side, where "1,5" and "-2,1" are lists of roots, only two or more digits after the
+# comma read as a decimal ("1,22", "0,111").
+GOLD_DECIMAL_COMMA_RE = re.compile(r"^-?\d+,(?!0+$)(?:\d{2}|\d{4,})$|^-?0,(?!0+$)\d{2,}$")
 
 
 def prepare(
@@ -448,8 +469,12 @@ def _prepare(
         return Comparison(True, "equal", "string")
     if max(len(pred), *map(len, golds)) > MAX_SYMPY_CHARS:
         return Comparison(False, "parse_error", f"answer longer than {MAX_SYMPY_CHARS} characters")
-    if len(golds) == 1 and _DECIMAL_COMMA_RE.match(pred) and parse_number(golds[0]) is not None:
+    if len(golds) == 1 and DECIMAL_COMMA_RE.match(pred) and parse_number(golds[0]) is not None:
         pred = pred.replace(",", ".")
+    elif (
+        len(golds) == 1 and GOLD_DECIMAL_COMMA_RE.match(golds[0]) and "." in pred and parse_number(pred) is not None
+    ):
+        golds = (golds[0].replace(",", "."),)  # the gold written with a decimal comma: 1,22 and 1.22
     try:
         equal = shapes_equal(gold_shape(golds), parse_shape(pred), FAST)
     except Undecided:

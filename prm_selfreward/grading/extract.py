@@ -1,33 +1,41 @@
 """Extraction: find the final answer in free text (a model's solution).
 
 Extraction never decides correctness; it returns the answer *text* and where it came from, and
-:mod:`~prm_selfreward.grading.equivalence` compares texts. First the text is cut at the first chat
-token that follows content (``<|im_end|>``, ``<|eot_id|>``, ``<|im_start|>user``, ``</s>``, ...):
-whatever a model writes after ending its turn is not its answer. Then the sources are tried in this
+:mod:`~prm_selfreward.grading.equivalence` compares texts. First a text whose every LaTeX command
+has a doubled backslash (JSON inside JSON) is unescaped once (:func:`unescape_latex`), and the text
+is cut at the first chat token that follows content (``<|im_end|>``, ``<|eot_id|>``,
+``<|im_start|>user``, ``</s>``, ...): whatever a model writes after ending its turn is not its answer
+(a whole transcript is read from its last assistant header). Then the sources are tried in this
 order (``gsm8k`` puts ``####`` first, see :mod:`~prm_selfreward.grading.benchmarks`), first match wins:
 
 1. ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (real brace matching, nested braces,
    ``\\boxed 5`` without braces). Policy for several boxes: every box is collected in ``all_boxes``; the
    answer is the *last* box, extended backwards over a trailing run of boxes separated only by
-   punctuation, whitespace, ``$``, ``\\quad`` or the words "and"/"or" (``\\boxed{2} and \\boxed{3}`` gives
-   ``2, 3``: several answers). A last ``\\boxed{`` that never closes (generation cut off) makes the
+   punctuation, whitespace, ``$``, ``\\(``/``\\)``, ``\\quad``, the words "and"/"or" or part labels
+   ("for part (a)"): ``\\boxed{2} and \\boxed{3}`` gives ``2, 3``. A Minerva answer line written after
+   the last box outranks it. A last ``\\boxed{`` that never closes (generation cut off) makes the
    result ``answer=None, truncated=True``: it never falls back to an earlier box or another source,
    because the answer the model was writing is unknown.
 2. ``minerva``: "Final Answer: The final answer is $X$. I hope it is correct." (the lm-eval format).
-3. ``gsm8k``: the last ``#### N`` line.
+3. ``gsm8k``: the last ``#### N`` wherever a line's answer can stand (line start, after ``Step n:``,
+   after other text; a markdown heading ``#### Step 2: ...`` is not one).
 4. ``answer_is``: the last "the (final) answer is X" / "answer: X" / "**Answer:** X" / "the correct
    choice is X", up to the end of the sentence (periods inside math do not end it) or the start of
    an explanation (", since ..."); a math span right after the marker is taken whole, also on the
-   next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``); "option B is correct", when later,
-   gives the letter.
+   next lines (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``); a prose sentence gives what it
+   says the answer is ("The volume of $ABCDEFGH$ is 120" gives 120); "option B is correct", when
+   later, gives the letter.
 5. ``math`` / ``bold``: whichever comes later in the text of the last math span (``$...$``,
-   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; spaces and single newlines inside are fine; paired from the
-   end; not prose and not a lone variable; after "about"/``\\approx``/"attained at" the span before
-   it; a trailing run of spans joined by "and"/"or"/commas is one answer) and the last bold
+   ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``; inline spans hold no line break, display spans may; paired
+   from the end; not prose and not a lone variable; after "about"/``\\approx``/"attained at" the span
+   before it; a trailing run of spans joined by "and"/"or"/commas is one answer) and the last bold
    ``**X**`` that looks like an answer (it holds a digit, math or a choice letter; not a "Step n"
-   heading).
-6. ``last_number``: the last number in the text (after "about"/``≈`` the one before it), labelled as
-   the fallback it is (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
+   heading). When ``last_number`` is in the order, the last number outranks both if it stands in a
+   later sentence (math-verify's rule for run-on and cut-off completions).
+6. ``last_number``: the last number in the text (after "about"/``≈`` the one before it; never a
+   ``Step n`` label nor a number inside an inline span broken across lines; a mixed number
+   ``4 4/9``, a bare ``\\frac{a}{b}``, a decimal comma ``2,74``), labelled as the fallback it is
+   (:func:`~prm_selfreward.grading.check` uses it only against a numeric gold).
 
 Every finder is linear in the length of the text (hostile inputs are tested): markers are found by
 regexes without nested or unbounded backtracking, only the last :data:`MAX_MARKERS` markers are
@@ -105,17 +113,47 @@ _CHAT_TOKEN_RE = re.compile(
 
 def strip_chat_tail(text: str) -> str:
     """``text`` up to the first chat token that follows non-blank content: everything after the model
-    ended its turn is dropped (a leading ``<|im_start|>assistant`` header is not content)."""
+    ended its turn is dropped (a leading ``<|im_start|>assistant`` header is not content). A whole
+    transcript (it opens with a user or system turn) is read from its last assistant header on."""
     prev = 0
     for match in _CHAT_TOKEN_RE.finditer(text):
         segment = text[prev : match.start()].strip()
         if segment and segment not in _ROLE_WORDS:
+            if prev > 0 and _OTHER_ROLE_RE.match(segment):
+                headers = list(_ASSISTANT_HEADER_RE.finditer(text, match.start()))
+                if headers:
+                    return strip_chat_tail(text[headers[-1].end() :])
             return text[: match.start()]
         prev = match.end()
     return text
 
 
 _ROLE_WORDS = {"assistant", "model", "Assistant"}
+_OTHER_ROLE_RE = re.compile(r"^(?:user|system|human)\b", re.IGNORECASE)
+# The header that opens an assistant turn, in the templates of _CHAT_TOKEN_RE.
+_ASSISTANT_HEADER_RE = re.compile(
+    r"<\|im_start\|>\s*assistant\b|<\|start_header_id\|>\s*assistant\s*<\|end_header_id\|>"
+    r"|<start_of_turn>\s*model\b|<\|assistant\|>|<\uff5cAssistant\uff5c>"
+)
+
+
+# A text whose backslashes were escaped once more (JSON in JSON): "\\\\boxed{\\\\frac{1}{2}}".
+_DOUBLED_COMMAND_RE = re.compile(r"\\\\(?:[A-Za-z]{2,}|[()\[\]{}$%])")
+_SINGLE_COMMAND_RE = re.compile(
+    r"(?<!\\)\\(?:boxed|frac|dfrac|sqrt|text|left|right|cdot|times|pi|begin|end|le|ge|infty)(?![A-Za-z])"
+)
+_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_ESCAPES = {"\\": "\\", "n": "\n", "t": "\t", '"': '"', "/": "/"}
+
+
+def unescape_latex(text: str) -> str:
+    """``text`` with one level of string escaping undone when every LaTeX command in it is written
+    with a doubled backslash (``\\\\frac``) and none with a single one: doubled backslashes become
+    single and ``\\n`` / ``\\t`` / ``\\"`` the characters they stand for. Anything else is returned as
+    it is (a TeX line break ``\\\\`` between matrix rows is not an escape)."""
+    if "\\\\" not in text or not _DOUBLED_COMMAND_RE.search(text) or _SINGLE_COMMAND_RE.search(text):
+        return text
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,23 +212,28 @@ def find_boxed(text: str) -> list[str]:
 
 # Text allowed between boxes (and math spans) of one multi-part answer: punctuation, spacing, math
 # delimiters, and/or.
+# Part labels may sit between them ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)}"), and inline
+# delimiters around each ("\\(\\boxed{1}\\) and \\(\\boxed{-2}\\)").
 _JOINER_RE = re.compile(
-    r"(?:[\s,;.$]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b)*", re.IGNORECASE
+    r"(?:[\s,;.$]|\\quad|\\qquad|\\,|\\[()\[\]]|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b"
+    r"|\bfor\b|\bpart\b|\bin\b|\([a-h]\)|\((?:i{1,3}|iv|v|vi{1,3})\)|:)*",
+    re.IGNORECASE,
 )
 
 
 def _is_joiner(text: str) -> bool:
-    return len(text) <= 40 and _JOINER_RE.fullmatch(text) is not None
+    return len(text) <= 60 and _JOINER_RE.fullmatch(text) is not None
 
 
-def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
+def _boxed(text: str) -> tuple[str | None, list[str], bool, int] | None:
+    """``(answer, closed boxes, truncated, end of the last box)``, or None without a box."""
     boxes = _scan_boxes(text)
     if not boxes:
         return None
     closed = [b.content for b in boxes if b.content is not None]
     last = boxes[-1]
     if last.content is None:
-        return None, closed, True
+        return None, closed, True, last.end
     run = [last]
     for box in reversed(boxes[:-1]):
         between = text[box.end : run[-1].start]
@@ -199,7 +242,7 @@ def _boxed(text: str) -> tuple[str | None, list[str], bool] | None:
         run.append(box)
     run.reverse()
     parts = [b.content.strip() for b in run if b.content is not None and b.content.strip()]
-    return (", ".join(parts) if parts else None), closed, False
+    return (", ".join(parts) if parts else None), closed, False, last.end
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,17 +273,27 @@ def _looks_like_prose(content: str) -> bool:
 
 
 def math_spans(text: str) -> list[_Span]:
-    """Every math span of ``text``, left to right. Spans are paired from the end (a closer with the
-    nearest opener of its kind before it), so that a stray ``$`` early in a text cannot shift the
-    pairing of the final answer; a span may not hold a blank line, and an inline ``$`` span whose
-    closer is followed by a digit is currency (``$5 and $7``), not math. Linear: openers are looked
-    up by bisection in per-kind position lists."""
+    """Every math span of ``text``, left to right (see :func:`_pair_spans`)."""
+    return _pair_spans(text)[0]
+
+
+def _pair_spans(text: str) -> tuple[list[_Span], list[tuple[int, int]]]:
+    """``(spans, broken)``: the math spans of ``text`` left to right, and the inline pairs refused
+    for holding a line break. Spans are paired from the end (a closer with the nearest opener of its
+    kind before it), so that a stray ``$`` early in a text cannot shift the pairing of the final
+    answer. A span may not hold a blank line; an inline span (``$...$``, ``\\(...\\)``) may not hold a
+    line break at all (math-verify's rule: ``Answer $ \\n 9 \\n $`` is no span, and its number is
+    not read as the last number either: ``broken``); an inline ``$`` span whose closer is followed by
+    a digit is currency (``$5 and $7``), not math, and so is a ``$`` after a digit (``5$``). Linear:
+    openers are looked up by bisection in per-kind position lists."""
     tokens = [(m.start(), m.group(0)) for m in _DELIM_RE.finditer(text)]
     positions: dict[str, list[int]] = {}
     for index, (_, tok) in enumerate(tokens):
         positions.setdefault(tok, []).append(index)
     blanks = [m.start() for m in _BLANK_LINE_RE.finditer(text)]
+    newlines = [m.start() for m in re.finditer("\n", text)]
     spans: list[_Span] = []
+    broken: list[tuple[int, int]] = []
     k = len(tokens) - 1
     while k >= 0:
         close_pos, tok = tokens[k]
@@ -257,14 +310,22 @@ def math_spans(text: str) -> list[_Span]:
         open_pos = tokens[open_index][0]
         b = bisect.bisect_right(blanks, open_pos)
         blank_inside = b < len(blanks) and blanks[b] < close_pos
-        currency = tok == "$" and text[close_pos + 1 : close_pos + 2].isdigit()
-        if blank_inside or currency:
+        currency = tok == "$" and (
+            text[close_pos + 1 : close_pos + 2].isdigit() or text[open_pos - 1 : open_pos].isdigit()
+        )
+        line = bisect.bisect_right(newlines, open_pos)
+        line_inside = tok in ("$", "\\)") and line < len(newlines) and newlines[line] < close_pos
+        if blank_inside or currency or line_inside:
+            ends_in_digit = text[close_pos - 1 : close_pos].isdigit()  # "7$": a price, not a span
+            if line_inside and not blank_inside and not currency and not ends_in_digit:
+                broken.append((open_pos, close_pos + len(tok)))
             k -= 1
             continue
         spans.append(_Span(open_pos, close_pos + len(tok), text[open_pos + len(opener) : close_pos]))
         k = open_index - 1
     spans.reverse()
-    return spans
+    broken.reverse()
+    return spans, broken
 
 
 _VARIABLE_RE = re.compile(r"^[a-z](?:_\{?[A-Za-z0-9]{1,3}\}?)?$")
@@ -309,12 +370,12 @@ def _span_run(text: str, spans: list[_Span], last: int) -> str | None:
     return ", ".join(reversed(parts))
 
 
-def _last_math(text: str) -> tuple[int, str] | None:
+def _last_math(text: str) -> tuple[int, str, int] | None:
     spans = math_spans(text)
     for index in range(len(spans) - 1, max(-1, len(spans) - 1 - MAX_MARKERS), -1):
         value = _span_run(text, spans, index)
         if value:
-            return spans[index].start, value
+            return spans[index].start, value, spans[index].end
     return None
 
 
@@ -325,7 +386,7 @@ _BOLD_NOT_ANSWER_RE = re.compile(r"^(?:step\s*\d|answer\b|final\s+answer\b|solut
 _CHOICE_ONLY_RE = re.compile(r"^\(?[A-E]\)?$")
 
 
-def _last_bold(text: str) -> tuple[int, str] | None:
+def _last_bold(text: str) -> tuple[int, str, int] | None:
     marks = []
     pos = text.find("**")
     while pos != -1:
@@ -345,18 +406,35 @@ def _last_bold(text: str) -> tuple[int, str] | None:
         if _BOLD_NOT_ANSWER_RE.search(value):
             continue
         if re.search(r"[\d\\$]", value) or _CHOICE_ONLY_RE.match(value):
-            return open_pos, value
+            return open_pos, value, close_pos + 2
     return None
 
 
-def _math_or_bold(text: str) -> tuple[str, Source] | None:
+# Between a math span and a number of a later sentence: a sentence end or a line break.
+_LATER_SENTENCE_RE = re.compile(r"[.!?](?=\s)|\n")
+
+
+def _math_or_bold(text: str, numbers: bool) -> tuple[str, Source] | None:
+    """The later of the last math span and the last bold answer; when ``numbers``, the last number
+    outranks both if it stands in a later sentence (``\\[ d = -200 \\]`` then "... hit it 200 feet
+    away" reads 200, as does a run-on completion cut off long after its last math span)."""
     math = _last_math(text)
     bold = _last_bold(text)
+    found: tuple[int, int, str, Source] | None = None
     if math and (not bold or math[0] > bold[0]):
-        return math[1], "math"
-    if bold:
-        return bold[1], "bold"
-    return None
+        found = (math[0], math[2], math[1], "math")
+    elif bold:
+        found = (bold[0], bold[2], bold[1], "bold")
+    if found is None:
+        return None
+    if numbers:
+        number = _last_number_at(text)
+        # (a sentence may end inside the span: "... \\geq 2.$$ Therefore ... 100%")
+        if number is not None and number.start >= found[1] and (
+            found[2].endswith((".", "!", "?")) or _LATER_SENTENCE_RE.search(text, found[1], number.start)
+        ):
+            return number.value, "last_number"
+    return found[2], found[3]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -364,14 +442,16 @@ def _math_or_bold(text: str) -> tuple[str, Source] | None:
 
 _MINERVA_RE = re.compile(r"Final Answer:\s{0,20}The final answer is", re.IGNORECASE)
 _HOPE_RE = re.compile(r"\.?\s*I hope it is correct", re.IGNORECASE)
-_GSM8K_RE = re.compile(r"^[ \t]*####(.*)$", re.MULTILINE)
+# "#### N" wherever a line's answer can stand: at the start of a line, after a "Step n:" marker or
+# after other text ("... = 26. #### 26"); not a markdown heading "#### Step 2: ..." (a word first).
+_GSM8K_RE = re.compile(r"(?<!#)####(?!#)[ \t]*([^\n]*)")
+_GSM8K_HEADING_RE = re.compile(r"^(?:\*\*)?[A-Za-z][A-Za-z']+\b(?![.)])")
 _ANSWER_IS_RE = re.compile(
     r"\b(?:answers?|(?<=correct )(?:choice|option))\b(?:\*\*)?[ \t]*(?:is\b|are\b|:|=)(?:[ \t]*\*\*)?[ \t]*:?(?:\*\*)?"
     r"(?:[ \t]*(?:equal[ \t]+to|that|therefore|thus|then|simply)\b)?",
     re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\n")
-_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+")
 _MARKDOWN_EDGE_RE = re.compile(r"^(?:\*\*|__)\s*|\s*(?:\*\*|__)$")
 
 
@@ -445,6 +525,12 @@ def _value_after(tail: str) -> str | None:
     if clause and not any(s.start < clause.start() < s.end for s in spans):
         sentence = sentence[: clause.start()]  # "7 dollars, since 14/2 = 7"
         spans = [s for s in spans if s.end <= clause.start()]
+    subject = _SUBJECT_VALUE_RE.match(sentence)
+    if subject:
+        return _clean_value(subject.group(1)) or None  # "5 is the number of apples left"
+    copula = _copula_value(sentence, spans)
+    if copula is not None:
+        return _value_after(copula)  # "The volume of $ABCDEFGH$ is 120": what the sentence says it is
     if spans:
         outside = sentence[: spans[0].start] + "".join(
             sentence[a.end : b.start] for a, b in zip(spans, spans[1:], strict=False)
@@ -460,6 +546,27 @@ def _value_after(tail: str) -> str | None:
 
 
 _CURRENCY_ONLY_RE = re.compile(r"^\s*\$\s*\d")
+_COPULA_RE = re.compile(
+    r"\s(?:is|are|equals|was|were|becomes)\s+(?:(?:equal\s+to|exactly|then)\s+)?", re.IGNORECASE
+)
+_SUBJECT_VALUE_RE = re.compile(r"^\s*(-?[\d.,/]+)\s+(?:is|are)\s+(?:the|a|an|our|my|its)\b", re.IGNORECASE)
+_PROSE_START_RE = re.compile(r"^\s*(?:\*\*)?[A-Za-z][a-z]+\b")
+
+
+def _copula_value(sentence: str, spans: list[_Span]) -> str | None:
+    """What a prose sentence after a marker says the answer is: the text after its last "is" /
+    "are" / "equals" outside math, when the sentence opens with a word and that text holds a digit
+    or math ("Final Answer: The volume of $ABCDEFGH$ is 120" gives 120; "5 is the count" stays)."""
+    if not _PROSE_START_RE.match(sentence):
+        return None
+    found = None
+    for match in _COPULA_RE.finditer(sentence):
+        if not any(s.start < match.start() < s.end for s in spans):
+            found = match
+    if found is None:
+        return None
+    rest = sentence[found.end() :]
+    return rest if re.search(r"[\d$\\]", rest) else None
 _CHOICE_LEAD_RE = re.compile(r"^\s*(?:\*\*)?\(([A-E])\)")
 # Where the answer's sentence goes on to explain it.
 _CLAUSE_RE = re.compile(
@@ -474,7 +581,8 @@ _CHOICE_CORRECT_RE = re.compile(
 )
 
 
-def _minerva(text: str) -> str | None:
+def _minerva_at(text: str) -> tuple[int, str] | None:
+    """``(marker start, value)`` of the last Minerva answer line that holds a value."""
     markers = list(_MINERVA_RE.finditer(text))
     for match in reversed(markers[-MAX_MARKERS:]):
         window = text[match.end() : match.end() + WINDOW]
@@ -483,17 +591,31 @@ def _minerva(text: str) -> str | None:
         lead = _leading_span(body)
         value = _clean_value(lead[0] if lead else body)
         if value:
-            return value
+            return match.start(), value
     return None
+
+
+def _minerva(text: str) -> str | None:
+    found = _minerva_at(text)
+    return found[1] if found else None
 
 
 def _gsm8k(text: str) -> str | None:
+    """The value after the last ``####`` that holds one: the rest of its line up to a sentence end
+    or the next ``Step n:`` marker (a model that goes on writing on the same line)."""
     found = _GSM8K_RE.findall(text)
     for line in reversed(found[-MAX_MARKERS:]):
-        value = line.strip()[:WINDOW].rstrip(".").strip()
+        value = line.strip()[:WINDOW]
+        if _GSM8K_HEADING_RE.match(value) and not re.match(r"^[A-E]\b", value):
+            continue  # a markdown heading ("#### Step 2: add"), not an answer
+        value = _clean_value(_GSM8K_STOP_RE.split(value, maxsplit=1)[0])
         if value:
             return value
     return None
+
+
+# Where the value of a "####" line ends: a sentence end or another step's marker.
+_GSM8K_STOP_RE = re.compile(r"\.(?=\s)|\s(?=(?:\*\*)?Step\s*\d+\s*[:.])|\s####", re.IGNORECASE)
 
 
 def _answer_is(text: str) -> str | None:
@@ -510,26 +632,82 @@ def _answer_is(text: str) -> str | None:
     return None
 
 
-def _last_number(text: str) -> str | None:
-    # Only the end of the text matters (a number is never longer than the window; the window is
-    # widened to the start of a number it would cut).
+@dataclass(frozen=True)
+class _Number:
+    start: int
+    end: int
+    value: str
+
+
+# A number as prose writes it, thousands separators included (1,234; 1{,}234; 1\,234; 1\!234).
+# A decimal comma where a thousands separator is impossible: "2,74", "0,111" (not "1,2,3", and not
+# "-3,0": two roots).
+# A mixed number "4 4/9" (one space, on one line), a bare "\\frac{10}{9}".
+_PROSE_NUMBER_RE = re.compile(
+    r"(?P<mixed>(?<![\w./])[+-]?\d+ \d+/\d+(?![\d/.]))"
+    r"|-?\\[dt]?frac\{\d+\}\{\d+\}"
+    r"|(?P<comma>(?<![\w.,])-?(?:0,(?!0+(?!\d))\d+|\d+,(?!0+(?!\d))\d{1,2})(?![\d,]|\.\d))"
+    r"|(?<![\w.])-?(?:[1-9]\d{0,2}(?:(?:,|\{,\}|,\\!|\\,|\\!)\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+    r"(?:[ \t]{0,3}/[ \t]{0,3}\d+)?|(?<![\w.])-?\.\d+"
+)
+_SEPARATORS_RE = re.compile(r"\{,\}|,\\!|\\,|\\!|[,\s]")
+# "Step 4:" labels a step; its number is never an answer.
+_STEP_LABEL_BEFORE_RE = re.compile(r"\bstep\s*$", re.IGNORECASE)
+
+
+def _last_number_at(text: str) -> _Number | None:
+    """The last number of ``text`` with its position (after "about"/``≈`` the number before it;
+    a "Step n" label is skipped). A text that is nothing but a number with spaced thousands
+    (``1 000``) or an arithmetic expression of numbers (``4 + 4/9``) is that number or expression.
+    Only the last :data:`WINDOW` characters are read (widened to the start of a number the window
+    would cut), unless they hold no number."""
+    whole = _BARE_EXPRESSION_RE.fullmatch(text) if len(text) <= 200 else None
+    if whole:
+        value = whole.group(1)
+        if not _OPERATOR_RE.search(value):
+            value = value.replace(" ", "")  # 1 000 000
+        return _Number(whole.start(1), whole.end(1), value)
     start = max(0, len(text) - WINDOW)
-    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",."):
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ",.{}\\!"):
         start -= 1
-    tail = _THOUSANDS_RE.sub(r"\1", text[start:])
-    found = list(_NUMBER_RE.finditer(tail))
-    if not found and start > 0:
-        tail = _THOUSANDS_RE.sub(r"\1", text)
-        found = list(_NUMBER_RE.finditer(tail))
-    if not found:
+    broken = _pair_spans(text)[1]
+    starts = [b[0] for b in broken]
+
+    def in_broken_span(pos: int) -> bool:
+        k = bisect.bisect_right(starts, pos) - 1
+        return k >= 0 and broken[k][1] > pos
+
+    for origin in (start, 0) if start > 0 else (0,):
+        found = [
+            m for m in _PROSE_NUMBER_RE.finditer(text, origin)
+            if not _STEP_LABEL_BEFORE_RE.search(text[max(0, m.start() - 8) : m.start()])
+            and not in_broken_span(m.start())
+        ]
+        if found:
+            break
+    else:
         return None
     last = found[-1]
-    if len(found) > 1 and _APPROX_BEFORE_RE.search(tail[found[-2].end() : last.start()]):
+    if len(found) > 1 and _APPROX_BEFORE_RE.search(text[found[-2].end() : last.start()]):
         last = found[-2]  # "1/6 ≈ 0.167": the exact value, not its rounding
-    return last.group(0).replace(",", "").replace(" ", "").replace("\t", "")
+    if last.group("mixed") or last.group(0).lstrip("-").startswith("\\"):
+        return _Number(last.start(), last.end(), last.group(0))
+    if last.group("comma"):
+        return _Number(last.start(), last.end(), last.group(0).replace(",", "."))
+    return _Number(last.start(), last.end(), _SEPARATORS_RE.sub("", last.group(0)))
 
 
-_THOUSANDS_RE = re.compile(r"(\d)(?:\{,\}|,\\!|\\,|\\!)(?=\d{3}(?!\d))")
+# A bare answer: spaced thousands, or numbers joined by explicit operators (never juxtaposed).
+_BARE_EXPRESSION_RE = re.compile(
+    r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?"
+    r"|[+-]?\d+(?:\.\d+)?(?:[ \t]*[-+*/\u00d7\u00f7^][ \t]*\d+(?:\.\d+)?)+)\s*"
+)
+_OPERATOR_RE = re.compile(r"[-+*/\u00d7\u00f7^]")
+
+
+def _last_number(text: str) -> str | None:
+    number = _last_number_at(text)
+    return number.value if number else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -544,21 +722,26 @@ def extract_answer(text: str | None, order: tuple[Source, ...] = DEFAULT_ORDER) 
     """
     if not text:
         return Extraction(None, "none")
-    text = strip_chat_tail(text)
+    text = strip_chat_tail(unescape_latex(text))
     boxed = _boxed(text)
     all_boxes = boxed[1] if boxed else []
     for source in order:
         if source == "boxed":
             if boxed is None:
                 continue
-            answer, _, truncated = boxed
+            answer, _, truncated, box_end = boxed
             if truncated:
                 return Extraction(None, "none", all_boxes, truncated=True)
             if answer is not None:
+                # A Minerva answer line written after the last box is the final word ("... so
+                # \\boxed{255} ... Final Answer: The final answer is $10,455$. I hope it is correct.").
+                minerva = _minerva_at(text) if "minerva" in order else None
+                if minerva is not None and minerva[0] >= box_end:
+                    return Extraction(minerva[1], "minerva", all_boxes)
                 return Extraction(answer, "boxed", all_boxes)
             continue
         if source in ("math", "bold"):
-            found = _math_or_bold(text)
+            found = _math_or_bold(text, "last_number" in order)
             if found:
                 return Extraction(found[0], found[1], all_boxes)
             continue

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from .extract import matching_brace
+from .extract import matching_brace, unescape_latex
 
 # ---------------------------------------------------------------------------------------------------
 # Shapes
@@ -174,7 +174,9 @@ _THOUSANDS_CMD_RE = re.compile(r"(\d)(?:\{,\}|,\\!\s*|\\,(?=\d{3}(?!\d)))(?=\d{3
 _DEGREE_RE = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?(?:\s*[CF](?![A-Za-z]))?|\\degree(?![A-Za-z])|(?<=[\d}])\s*\\circ(?![A-Za-z])"
 )
-_PERCENT_RE = re.compile(r"\\%|%|\s*\\text\{\s*percent\s*\}|\s+percent\b")
+_PERCENT_RE = re.compile(
+    r"\\%|%|\s*\\text\{\s*(?:percent|percentage|pct)\s*\}|\s+(?:percent|percentage|per\s+cent|pct)\b"
+)
 _TEXT_CMD_RE = re.compile(
     r"\\(?:textbf|textit|textrm|textsf|texttt|textnormal|mbox|hbox|mathrm|mathit|text)\s*\{"
 )
@@ -365,7 +367,14 @@ def _strip_unit(text: str, unit: str | None) -> str:
     return text
 
 
+# A square or cubic unit glued to a number with a superscript sign (1,000.99m², 5cm³): a unit,
+# although 5m^2 written with a caret stays a monomial.
+_GLUED_SQUARE_UNIT_RE = re.compile(r"(?<=\d)\s*(?:[kcdm]?m|ft|in)[\u00b2\u00b3]")
+
+
 def _basic(text: str) -> str:
+    text = unescape_latex(text)
+    text = _GLUED_SQUARE_UNIT_RE.sub(" ", text)
     text = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
     text = _unwrap_boxes(text.strip())
     text = text.replace("\\$", " ").replace("\\displaystyle", " ")
@@ -388,6 +397,10 @@ def _basic(text: str) -> str:
     return text
 
 
+_MIXED_NUMBER_RE = re.compile(r"([+-]?)(\d{1,9}) (\d{1,9})/(\d{1,9})")
+_ELLIPSIS_ITEM_RE = re.compile(r",\s*(?:\.\s*\.\s*\.|\\(?:ldots|dots|cdots|dotsc)(?![A-Za-z]))\s*[.,;]?\s*$")
+
+
 @lru_cache(maxsize=65536)
 def normalize_answer(text: str, unit: str | None = None) -> str:
     """The answer text with our normalisation policy applied (see the module docstring); whitespace
@@ -400,6 +413,8 @@ def normalize_answer(text: str, unit: str | None = None) -> str:
     text = _AND_OR_RE.sub(", ", text)
     text = _fix_malformed(text)
     text = _WS_RE.sub(" ", text).strip()
+    # "1, 2, 3, ..." goes on: the ellipsis is an item, never stripped as trailing punctuation.
+    text = _ELLIPSIS_ITEM_RE.sub(r", \\ldots", text)
     for _ in range(3):
         text = re.sub(r"^(?:=|:)\s*", "", text)
         text = re.sub(r"[\s.,;:]+$", "", text)
@@ -417,8 +432,15 @@ def normalize_answer(text: str, unit: str | None = None) -> str:
             text = match.group(1).strip()
         if text == before:
             break
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+    if re.fullmatch(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?", text):  # 0,111 is a decimal comma
         text = text.replace(",", "")
+    elif re.fullmatch(r"-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?", text):  # 1 000 000: spaced thousands
+        text = text.replace(" ", "")
+    mixed = _MIXED_NUMBER_RE.fullmatch(text)
+    if mixed:  # 4 4/9: a mixed number (a proper fraction after the whole part), read as 40/9
+        sign, whole, num, den = mixed.groups()
+        if 0 <= int(num) < int(den):
+            text = f"{sign if sign == '-' else ''}{int(whole) * int(den) + int(num)}/{den}"
     return text
 
 
@@ -528,6 +550,23 @@ def _is_constant(text: str) -> bool:
     return bool(text.strip()) and not re.search(r"[A-Za-z]", bare) and bool(re.search(r"[\d]|\\pi", text))
 
 
+# A label names a quantity without computing one: no digits (outside subscripts), no + or -, no
+# relation ("|AB|", "A:B", "\frac{NO}{BO}", "\angle ABC", "W(x)", "\zzz"); "5x - 7y + 4" and "x^2" are
+# expressions, whose equation with a constant stays a relation.
+_SUBSCRIPT_RE = re.compile(r"_(?:\{[^{}]*\}|[A-Za-z0-9])")
+_NOT_LABEL_RE = re.compile(r"[\d+\-<>=]|\\(?:pm|mp|cdot|times|div|sqrt|sum|int|infty|pi)(?![A-Za-z])")
+
+
+def is_label(text: str) -> bool:
+    """True for the left side of a labelled value (see above) or a plain name."""
+    text = text.strip()
+    if is_name(text):
+        return True
+    bare = _SUBSCRIPT_RE.sub("", text)
+    names_something = re.search(r"[A-Za-z]", _COMMAND_RE.sub("", bare)) or _COMMAND_RE.fullmatch(bare)
+    return bool(names_something) and not _NOT_LABEL_RE.search(bare)
+
+
 def is_name(text: str) -> bool:
     text = text.strip()
     return bool(_NAME_RE.match(text)) and text not in _NOT_NAMES
@@ -575,6 +614,8 @@ def _matrix(text: str) -> Matrix | None:
     if not match or match.group(1) in ("vmatrix", "Vmatrix"):
         return None
     body = match.group(2).strip()
+    if "\\end{" in body or "\\begin{" in body:
+        return None  # several matrices ("A + B", "A B"): an expression of matrices, one atom
     rows = [row for row in re.split(r"\\\\", body) if row.strip()]
     if not rows:
         return None
@@ -593,6 +634,8 @@ def _unwrap(text: str) -> str:
     while True:
         text = text.strip()
         if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
+            if len(_split_top(text[1:-1], (",", ";"))) > 1:
+                return text  # {1, 2, 3}: a bare list in a TeX group (see _item)
             text = text[1:-1]
         elif (
             text.startswith("(")
@@ -629,8 +672,10 @@ def _item(text: str, depth: int = 0) -> Shape:
     operands, ops = _split_relations(text)
     if ops:
         if all(op in ("eq", "approx") for op in ops):
-            # x = 2\sqrt{5} \approx 4.47: the value is the last side before the first \approx.
-            exact = operands[: ops.index("approx") + 1] if "approx" in ops else operands
+            # x = 2\sqrt{5} \approx 4.47: the value is the last side before the first \approx
+            # (x \approx 11, with nothing exact written: the approximate side).
+            first_approx = ops.index("approx") if "approx" in ops else len(ops)
+            exact = operands[: max(first_approx, 1) + 1]
             lhs, rhs = operands[0], exact[-1]
             if is_name(lhs) and rhs and len(exact) > 1:
                 return Equation(compact(lhs), _item(rhs, depth), True)
@@ -641,6 +686,10 @@ def _item(text: str, depth: int = 0) -> Shape:
                 # A computation chain of constants ("\sqrt{20} = 2\sqrt{5}", "48 + 24 = 72"): its
                 # result is the last side. Chains with unknowns stay relations ("x + 1 = 5" is not 5).
                 return _item(rhs, depth)
+            if rhs and _is_constant(rhs) and all(_is_constant(o) or is_label(o) for o in exact[:-1]):
+                # A labelled value: "|AB| = 1", "A:B = 1", "\frac{NO}{BO} = \frac{1}{\sqrt6}",
+                # "1 = \zzz = x = 0": what is named equals the constant on the last side.
+                return Equation(compact(" = ".join(exact[:-1])), _item(rhs, depth), False)
             return Relation(text)
         interval = _interval_from_relations(operands, ops)
         return interval if interval is not None else Relation(text)
@@ -650,6 +699,10 @@ def _item(text: str, depth: int = 0) -> Shape:
     member = re.match(r"^(.*?)\\in(?![A-Za-z])(.*)$", text)
     if member and is_name(member.group(1)):
         return _item(member.group(2), depth)
+    if text.startswith("{") and matching_brace(text, 0) == len(text) - 1:
+        # {1, 2, 3}: a TeX group around a bare list, read as the list it holds (unordered, or in
+        # order against a tuple: {1,3} against (1,3)); \{1, 2\} is the set.
+        return Seq("list", tuple(_item(p, depth) for p in _split_top(text[1:-1], (",", ";"))))
     if text.startswith("\\{") and text.endswith("\\}") and _closing_at_end(text):
         inner = text[2:-2].strip()
         builder = _split_top(inner, ("|", "\\mid", ":"))

@@ -74,6 +74,35 @@ def parse_number(text: str) -> tuple[Fraction, bool] | None:
     return None
 
 
+#: A decimal rounds an exact value only when it is written with at least this many significant
+#: digits (``0.33`` for 1/3 is a rounding; ``0.3`` is not).
+MIN_ROUNDED_DIGITS = 2
+_DECIMAL_TEXT_RE = re.compile(r"^[+-]?(\d*)\.(\d+)$")
+
+
+def rounding_unit(text: str) -> Fraction | None:
+    """Half a unit in the last written place of a plain decimal with at least
+    :data:`MIN_ROUNDED_DIGITS` significant digits (``0.33`` -> 1/200, ``2.6667`` -> 1/20000), or None
+    for anything else (integers, fractions, exponents, too few digits)."""
+    match = _DECIMAL_TEXT_RE.match(_WS_RE.sub("", text))
+    if not match:
+        return None
+    digits = (match.group(1) + match.group(2)).lstrip("0")
+    if len(digits) < MIN_ROUNDED_DIGITS or len(match.group(2)) > MAX_DIGITS:
+        return None
+    return Fraction(1, 2 * 10 ** len(match.group(2)))
+
+
+def rounds_to(exact: Fraction, text: str) -> bool:
+    """True when the decimal ``text`` is ``exact`` rounded at the precision it is written with
+    (:func:`rounding_unit`): ``0.33`` and ``0.3333`` round 1/3, ``0.34`` and ``0.3`` do not."""
+    unit = rounding_unit(text)
+    if unit is None:
+        return False
+    parsed = parse_number(text)
+    return parsed is not None and abs(exact - parsed[0]) <= unit
+
+
 def exact_value(text: str, thousands: bool = True) -> Fraction | None:
     """The exact value of a number written in plain text (``"1,250"``, ``"-3.5"``, ``"7"``, ``"3/4"``;
     no LaTeX), commas dropped when ``thousands``; None otherwise (for the seed-data builders)."""
