@@ -179,6 +179,18 @@ def _record(
     )
 
 
+def regrade(record: EvalRecord, problem: Problem, config: EvalConfig, made_by: dict[str, Any]) -> EvalRecord:
+    """``record`` graded again from its completion(s) against ``problem`` with today's checker: what a
+    resumed evaluation does with the records it reuses, so one stage's records share one checker even
+    when the checker improved between two attempts (the record's prompt and fingerprint are kept)."""
+    if record.samples:
+        texts = [str(s["completion"]) for s in record.samples]
+        tokens = [int(s.get("tokens", 0)) for s in record.samples]
+    else:
+        texts, tokens = [record.completion], [record.tokens]
+    return _record(problem, record.prompt, texts, tokens, config, made_by)
+
+
 def _solve_chunk(
     generator: Generator, problems: list[Problem], config: EvalConfig, judge: Any = None, search: Any = None
 ) -> list[tuple[str, list[str], list[int]]]:
@@ -297,11 +309,17 @@ def evaluate_benchmark(
     start = time.perf_counter()
     done: dict[str, EvalRecord] = {}
     errors = JsonlErrors()
+    regraded = 0
     if out_path.exists():
         rows = read_jsonl(out_path, errors)
         check_made_by(out_path, rows, made_by)
+        by_id = {p.id: p for p in problems}
         for row in rows:
             rec = EvalRecord.from_dict(row)
+            if rec.id in by_id:  # graded again: the completions are reused, the verdict is today's checker's
+                again = regrade(rec, by_id[rec.id], config, made_by)
+                regraded += (again.correct, again.predicted) != (rec.correct, rec.predicted)
+                rec = again
             done[rec.id] = rec
     wanted = {p.id for p in problems}
     todo = [p for p in problems if p.id not in done]
@@ -322,6 +340,7 @@ def evaluate_benchmark(
     summary = summarise(benchmark, records, config.samples, time.perf_counter() - start)
     summary.resumed = {
         "records": len(problems) - len(todo),
+        "regraded_changed": regraded,
         **out.repair.to_dict(),
         "malformed_lines": len(errors) - out.repair.cut,
     }

@@ -106,6 +106,25 @@ def test_resume_skips_finished_problems(tmp_path):
     assert sorted(ids) == sorted(p.id for p in problems) and len(ids) == 6
 
 
+def test_a_resumed_evaluation_grades_reused_records_with_todays_checker(tmp_path):
+    """Records reused on resume are graded again from their completions: an earlier attempt's checker
+    (here: a verdict edited to wrong, as an older checker that misread the answer line would give)
+    never mixes with today's in one stage."""
+    problems = _problems(3)
+    out = tmp_path / "gsm8k.jsonl"
+    evaluate_benchmark(ScriptedGenerator(_solver()), problems[:2], EvalConfig(chunk_size=2), out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["correct"] for r in rows] == [False, True]  # toy/0 is the solver's wrong one
+    rows[1].update(correct=False, predicted=None, reason="no_answer")
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gen = ScriptedGenerator(_solver())
+    summary = evaluate_benchmark(gen, problems, EvalConfig(chunk_size=2), out)
+    assert summary.resumed["records"] == 2 and summary.resumed["regraded_changed"] == 1
+    assert summary.correct == 2  # toy/1 counts as its completion grades today, toy/2 is new
+    assert len([p for prompts, _ in gen.generate_calls for p in prompts]) == 1  # nothing regenerated
+    assert json.loads(out.read_text().splitlines()[1])["correct"] is False  # the file is appended to, not rewritten
+
+
 def test_majority_vote_and_pass_at_k(tmp_path):
     problems = _problems(2)
     answers = {0: ["0", "5", "5"], 1: ["2", "7", "9"]}  # problem 0: majority wrong; problem 1: majority (first) right
