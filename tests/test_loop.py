@@ -118,7 +118,14 @@ def _check_published(run_dir: Path, out: Path) -> None:
     _cli(["publish", str(run_dir), "--out", str(out)])
     for name in ("report.md", "report.png", "manifest.json", "config.yaml", "seed/summary.json"):
         assert (out / name).is_file(), name
-    assert not list(out.rglob("model")) and not (out / "seed" / "eft_heldout.jsonl").exists()
+    assert not (out / "seed" / "eft_heldout.jsonl").exists()
+    # The smoke config trains with LoRA: a model is published as its adapter and training result only.
+    for t in (1, 2):
+        kept = sorted(p.relative_to(out / f"iter_{t}" / "model").as_posix()
+                      for p in (out / f"iter_{t}" / "model").rglob("*") if p.is_file())
+        assert kept == ["TRAINING_COMPLETE.json", "adapter/README.md",  # peft's model card
+                        "adapter/adapter_config.json", "adapter/adapter_model.safetensors"], kept
+    assert not list(out.rglob("model.safetensors"))
     published = sorted(p.relative_to(out) for p in out.rglob("*.jsonl"))
     expected = sorted(p.relative_to(run_dir) for t in (0, 1, 2) for p in
                       [*(run_dir / f"iter_{t}" / "eval").glob("*.jsonl"),
