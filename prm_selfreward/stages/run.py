@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..io import atomic_write_text, read_jsonl, write_jsonl
 from ..records import Problem
 from .context import RunContext
-from .evaluation import eval_stage, judge_eval_modes_stage
+from .evaluation import eval_stage, judge_eval_modes_stage, judge_rows
 from .search import pairs_stage, search_stage, search_summary
 
 EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed",
@@ -89,7 +89,6 @@ def select_judge(run: RunContext, t: int) -> dict[str, Any]:
     """The judge mode of M(t)'s search, chosen on M(t-1)'s held-out figures and copy probes
     (:mod:`prm_selfreward.judges.selection`)."""
     from ..judges.selection import copy_preference, copy_probes, select_mode
-    from .evaluation import judge_rows
 
     c = run.config
     figures = (run.manifest.result(f"judge_eval/M{t - 1}") or {}).get("modes") or {}
