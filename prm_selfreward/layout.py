@@ -99,6 +99,11 @@ class RunLayout:
     def model(self, t: int) -> Path:
         return self.iter_dir(t) / "model"
 
+    def train_checkpoint(self, t: int) -> Path:
+        """A published folder's copy of M(t)'s latest training checkpoint, while M(t) is not trained yet
+        (in a run directory the trainer keeps it in ``iter_<t>/.model.trainer/``)."""
+        return self.iter_dir(t) / "train_checkpoint"
+
     def train_data(self, t: int, stage: str) -> Path:
         """What a training stage under a launcher reads (``stage``: sft or dpo)."""
         return self.iter_dir(t) / f"{stage}_data.jsonl"

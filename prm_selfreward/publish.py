@@ -25,11 +25,17 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
                                           the dataset's)
 ``iter_<t>/model/adapter/``,              a LoRA-trained M(t): its adapter (megabytes) and training
 ``iter_<t>/model/TRAINING_COMPLETE.json``  result; with M(t-1) they rebuild M(t) (``prm-sr restore``)
+``iter_<t>/train_checkpoint/``            while M(t)'s LoRA training runs (``save_steps``): its latest
+                                          checkpoint (adapter, optimizer, scheduler, RNG, trainer
+                                          state, ``made_by.json``), which ``prm-sr restore`` puts back
+                                          for the training to continue; removed once M(t) is trained
 ========================================  =====================================================
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -84,6 +90,40 @@ def _copy_adapter(model: Path, dst: Path) -> int:
     return len(files) + 1
 
 
+CHECKPOINT_SKIPPED = frozenset({"training_args.bin"})
+"""A checkpoint's pickled ``TrainingArguments``: resuming does not read it, and a published folder holds
+no pickles."""
+
+
+def _copy_checkpoint(run: RunLayout, out: RunLayout, t: int) -> int:
+    """M(t)'s latest LoRA training checkpoint into ``out`` while M(t) is not trained (files copied);
+    once it is, a copy published earlier is removed. A full-weights checkpoint (gigabytes) is not copied."""
+    from .train.common import CHECKPOINT_MADE_BY, complete_checkpoints, is_trained_model, scratch_dir
+
+    dst = out.train_checkpoint(t)
+    if is_trained_model(run.model(t)):
+        shutil.rmtree(dst, ignore_errors=True)
+        return 0
+    scratch = scratch_dir(run.model(t))
+    # The trainer saves the next checkpoint and deletes this one while we copy: try the newest again.
+    for _ in range(3):
+        found = complete_checkpoints(scratch) if scratch.is_dir() else []
+        if not found or not (found[-1] / "adapter_config.json").is_file():
+            return 0
+        tmp = dst.parent / f".{dst.name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(found[-1], tmp, ignore=lambda _d, names: [n for n in names if n in CHECKPOINT_SKIPPED])
+            shutil.copy2(scratch / CHECKPOINT_MADE_BY, tmp / CHECKPOINT_MADE_BY)
+        except (FileNotFoundError, shutil.Error):
+            continue
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+        return sum(1 for p in dst.iterdir() if p.is_file())
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     """Copy ``run_dir``'s small artifacts into ``out_dir`` (created; files in it are overwritten).
 
@@ -116,4 +156,5 @@ def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
             atomic_write_json(out.iter_dir(t) / PROBLEM_IDS, ids)
             files += 1
         files += _copy_adapter(run.model(t), out.model(t))
+        files += _copy_checkpoint(run, out, t)
     return {"files": files, "records": records, "malformed_lines": malformed}

@@ -14,6 +14,8 @@ out a run directory that ``prm-sr iterate --resume`` continues:
 ``iter_<t>/judge_eval*.jsonl``      copied, each row's text taken back from ``seed/eft_heldout.jsonl``
 ``iter_<t>/model``                  M(t-1) with the published adapter merged in (the trained weights up
                                     to float rounding of the merge: bit for bit the model the run saved)
+``iter_<t>/.model.trainer/``       an unfinished M(t)'s published training checkpoint: the training
+                                    continues from its step (same records, base model and options)
 ``iter_<t>/problems.jsonl``         drawn again (the draw is seeded) and checked against the published ids
 ``iter_<t>/pairs.jsonl`` ...        copied when M(t) is trained (the report reads them); a search whose
                                     model is not trained yet is run again, since its prompts were dropped
@@ -23,7 +25,8 @@ The manifest's stages run in order, and a stage that cannot be rebuilt (not fini
 model trained without LoRA, a search whose training is pending) is dropped with every stage after it:
 ``iterate --resume`` runs them again. An evaluation or judge evaluation interrupted when published is
 restored as interrupted, with its records: the resumed stage does only the problems (rows) it lacks;
-its restored eval records have an empty ``prompt``. The manifest's ``restored`` entry records the source folder and
+its restored eval records have an empty ``prompt``. So is a LoRA training published with a checkpoint
+(``save_steps``): it continues from the checkpoint's step. The manifest's ``restored`` entry records the source folder and
 the dropped stages.
 """
 
@@ -41,6 +44,7 @@ from .errors import UserError
 from .io import atomic_copy, atomic_write_json, read_jsonl, write_jsonl
 from .layout import RunLayout
 from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS
+from .train.common import TRAINER_STATE
 
 
 RESUMABLE = ("eval", "judge_eval")
@@ -91,7 +95,9 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
         entry = stages[name]
         finished = entry.get("status") == "done"
         # An evaluation killed mid-way resumes per item, so its records are worth keeping.
-        partial = not finished and _family(name)[0] in RESUMABLE
+        family, t = _family(name)
+        partial = not finished and (family in RESUMABLE or (
+            family == "train" and t is not None and (src.train_checkpoint(t) / TRAINER_STATE).is_file()))
         why = None if finished or partial else f"not finished when published ({entry.get('status')})"
         if why is None:
             why = _restore_stage(run, src, name, names, stages)
@@ -152,6 +158,8 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
                 rows.append({**{f: heldout[k][f] for f in JUDGE_TEXT_FIELDS if f in heldout[k]}, **row})
             write_jsonl(dst.iter_dir(t) / path.name, rows)
         return None
+    if family == "train" and t is not None and stages[name].get("status") != "done":
+        return _restore_checkpoint(run, src, t)
     if family == "train" and t is not None:
         result = stages[name].get("result") or {}
         if result.get("skipped"):  # M(t) is M(t-1): point at this directory's copy
@@ -180,6 +188,24 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
             atomic_copy(*copied)
         return None
     return f"restore does not know stage {name!r}"
+
+
+def _restore_checkpoint(run: Any, src: RunLayout, t: int) -> str | None:
+    """The published checkpoint of M(t)'s unfinished training into the trainer's scratch directory, where
+    the resumed training finds it (:func:`~prm_selfreward.train.common.claim_scratch` checks it was made
+    by the same training before continuing from it)."""
+    from .train.common import CHECKPOINT_MADE_BY, scratch_dir
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    checkpoint = src.train_checkpoint(t)
+    step = int(json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"])
+    scratch = scratch_dir(run.layout.model(t))
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(checkpoint, scratch / f"{PREFIX_CHECKPOINT_DIR}-{step}",
+                    ignore=lambda _d, names: [n for n in names if n == CHECKPOINT_MADE_BY])
+    shutil.copy2(checkpoint / CHECKPOINT_MADE_BY, scratch / CHECKPOINT_MADE_BY)
+    run.log(f"restore: M{t}'s training checkpoint at step {step}")
+    return None
 
 
 def _restore_model(run: Any, src: RunLayout, t: int) -> str | None:

@@ -137,3 +137,39 @@ def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, t
     restored = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert restored["stages"]["eval/M1"]["status"] == "running"
     assert read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl") == kept
+
+
+def test_a_training_published_mid_way_continues_from_its_checkpoint(tmp_path, tiny_model_dir, data_dir, monkeypatch):
+    """A session that ends mid-SFT keeps the published checkpoint: the restored run trains on from its step."""
+    import prm_selfreward.train.sft as sft
+    from tests.test_train_resume import Killed, KillAfter
+
+    sft_options = {**LORA, "save_steps": 1, "max_steps": 4, "batch_size": 1, "per_device_batch_size": 1}
+    config = smoke_config(tiny_model_dir, data_dir, sft=sft_options, iterations=0)
+    run_dir, published, target = tmp_path / "run", tmp_path / "published", tmp_path / "restored"
+    real = sft.run_trainer
+
+    def killed_at_step_3(trainer, resume_from=None):  # before step 3's checkpoint: step 2's is the latest
+        trainer.add_callback(KillAfter(3))
+        return real(trainer, resume_from)
+
+    monkeypatch.setattr(sft, "run_trainer", killed_at_step_3)
+    with pytest.raises(Killed):
+        loop.iterate(loop.prepare_run_dir(run_dir, config, resume=False), run_dir, log=lambda msg: None)
+    monkeypatch.setattr(sft, "run_trainer", real)
+    publish_run(run_dir, published)
+    checkpoint = published / "iter_1" / "train_checkpoint"
+    assert {p.name for p in checkpoint.iterdir()} >= {
+        "adapter_config.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+        "trainer_state.json", "made_by.json"}
+    assert not (checkpoint / "training_args.bin").exists()  # no pickles in a published folder
+
+    counts = restore_run(published, target, data_dir=str(data_dir), log=lambda msg: None)
+    assert counts["restored"][-1] == "train/M1 (SFT)"
+    assert (target / "iter_1" / ".model.trainer" / "checkpoint-2" / "optimizer.pt").is_file()
+    loop.iterate(loop.prepare_run_dir(target, config, resume=True), target, log=lambda msg: None)
+    result = json.loads((target / "manifest.json").read_text())["stages"]["train/M1 (SFT)"]["result"]
+    assert result["resumed_from_step"] == 2 and result["steps"] == 4
+    publish_run(target, published)  # M1 is trained now: the checkpoint is no longer published
+    assert not checkpoint.exists()
+    assert (published / "iter_1" / "model" / "adapter" / "adapter_config.json").is_file()

@@ -60,6 +60,9 @@ class TrainResult:
     wall_time_s: float = 0.0
     """Loading, data preparation and training (the save that follows is not included)."""
     base_model: str = ""
+    resumed_from_step: int = 0
+    """The checkpoint's optimizer step this training continued from (0: it started afresh); ``wall_time_s``
+    is then the last attempt's alone."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,6 +281,101 @@ def scratch_dir(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.trainer"
 
 
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_MADE_BY = "made_by.json"
+"""In the trainer's scratch directory: what the checkpoints beside it were trained from (base model,
+records, options). A checkpoint is resumed only by the training that made it."""
+
+TRAINER_STATE = "trainer_state.json"
+"""Written last into a transformers checkpoint: a checkpoint directory without it was cut short."""
+
+UNRESUMED_OPTIONS = frozenset({"show_progress", "logging_steps", "save_steps"})
+"""Options that do not change what a checkpoint holds, so changing them does not discard it."""
+
+
+def _model_made_by(model: str | os.PathLike[str], model_dir: Path) -> Any:
+    """A trained model directory is named by its training result (paths removed: a restored run lives in
+    another directory), any other model by its spec (``embedded``, a hub id, a resolved local path)."""
+    from ..fingerprint import model_identity
+
+    marker = model_dir / COMPLETE_MARKER
+    if marker.is_file():
+        result = json.loads(marker.read_text(encoding="utf-8"))
+        return {k: v for k, v in result.items() if k not in ("out_dir", "base_model", "wall_time_s")}
+    return model_identity(model)
+
+
+def training_made_by(kind: str, model: str | os.PathLike[str], model_dir: Path, records: Sequence[Any],
+                     config: Any) -> dict[str, Any]:
+    """What decides a checkpoint's content: the kind, the base model, the records (hashed) and the options."""
+    import hashlib
+
+    options = {k: v for k, v in asdict(config).items() if k not in UNRESUMED_OPTIONS}
+    digest = hashlib.sha256(json_dumps(list(records)).encode("utf-8")).hexdigest()
+    return {"kind": kind, "model": _model_made_by(model, model_dir), "records": len(records),
+            "records_sha256": digest, "options": json.loads(json_dumps(options))}
+
+
+def complete_checkpoints(scratch: Path) -> list[Path]:
+    """The finished checkpoints in ``scratch``, oldest first. transformers writes a checkpoint in place
+    (weights, optimizer, RNG, then the trainer state): a directory a kill cut short has no
+    :data:`TRAINER_STATE` and is not one."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    found = []
+    for path in scratch.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.rpartition("-")[2]
+        if path.is_dir() and step.isdigit() and (path / TRAINER_STATE).is_file():
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
+
+
+def claim_scratch(scratch: Path, made_by: dict[str, Any], resume: bool) -> Path | None:
+    """Prepare the trainer's scratch directory for a training described by ``made_by``; returns the
+    checkpoint to resume from (with ``resume``), else None.
+
+    Checkpoints made by another training (other records, base model or options) or cut short by a kill are
+    removed, with a warning; so is everything when ``resume`` is off. Under a multi-process launcher the
+    main process decides first and the others follow what it left.
+    """
+    from accelerate import PartialState
+
+    from ..fingerprint import describe_difference
+
+    marker = scratch / CHECKPOINT_MADE_BY
+    with PartialState().main_process_first():
+        if PartialState().is_main_process and scratch.exists():
+            theirs = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+            if theirs != made_by and complete_checkpoints(scratch):
+                why = describe_difference(theirs, made_by) if isinstance(theirs, dict) else f"no {CHECKPOINT_MADE_BY}"
+                logger.warning("discarding the checkpoints in %s: another training made them (%s)", scratch, why)
+            if theirs != made_by or not resume:
+                shutil.rmtree(scratch)
+        if PartialState().is_main_process:
+            scratch.mkdir(parents=True, exist_ok=True)
+            from ..io import atomic_write_json
+
+            atomic_write_json(marker, made_by)
+        checkpoints = complete_checkpoints(scratch) if resume else []
+    if not checkpoints:
+        return None
+    latest = checkpoints[-1]
+    if PartialState().is_main_process:
+        for path in scratch.glob("checkpoint-*"):
+            if path.is_dir() and path != latest:
+                shutil.rmtree(path, ignore_errors=True)  # torn by a kill, or superseded
+    logger.info("resuming training from %s", latest)
+    return latest
+
+
+def checkpoint_step(checkpoint: Path | None) -> int:
+    """The optimizer step a checkpoint was saved at (0 for None)."""
+    if checkpoint is None:
+        return 0
+    return int(json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8")).get("global_step", 0))
+
+
 LOGGED_METRICS = ("loss", "grad_norm", "learning_rate", *REWARD_METRICS)
 
 
@@ -339,11 +437,12 @@ def quiet_trainer(trainer: Any, show_progress: bool, label: str = "train") -> No
     trainer.add_callback(trainer._prm_sr_progress)
 
 
-def run_trainer(trainer: Any) -> Any:
-    """``trainer.train()``; the progress report of :func:`quiet_trainer` is closed however it ends (an
-    exception skips ``on_train_end``, which would leave its heartbeat writing)."""
+def run_trainer(trainer: Any, resume_from: Path | None = None) -> Any:
+    """``trainer.train()`` (from the checkpoint ``resume_from``, if given); the progress report of
+    :func:`quiet_trainer` is closed however it ends (an exception skips ``on_train_end``, which would leave
+    its heartbeat writing)."""
     try:
-        return trainer.train()
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except BaseException as exc:
         progress = getattr(trainer, "_prm_sr_progress", None)
         if progress is not None:

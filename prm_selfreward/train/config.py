@@ -97,6 +97,12 @@ class TrainConfigBase:
     )
     seed: int = option(42, help="Seed for data order, dropout and adapter initialisation.")
     logging_steps: int = option(1, minimum=1, help="Log loss and metrics every this many optimizer steps.")
+    save_steps: int = option(
+        0,
+        minimum=0,
+        help="Save a resumable checkpoint (weights or LoRA adapter, optimizer, scheduler, RNG, trainer state) every "
+        "this many optimizer steps; a training stage that is killed continues from the latest one (0: none).",
+    )
     device: str = option("auto", help="auto (GPU when visible), cpu or cuda.")
     bf16: bool | None = option(
         None, help="bf16 mixed precision; None: on for GPU, off for CPU (slow there without native bf16)."
@@ -119,8 +125,9 @@ class TrainConfigBase:
     def trl_kwargs(self, output_dir: str, processes: int | None = None) -> dict[str, Any]:
         """Keyword arguments shared by ``trl.SFTConfig`` and ``trl.DPOConfig``.
 
-        ``output_dir`` is only the trainer's scratch directory (no checkpoints are saved there); the
-        trained model is written by the train functions. ``processes`` defaults to ``WORLD_SIZE``.
+        ``output_dir`` is the trainer's scratch directory: the checkpoints of ``save_steps`` (only the latest is
+        kept), nothing else; the trained model is written by the train functions. ``processes`` defaults to
+        ``WORLD_SIZE``.
         """
         self.validate()
         processes = processes or world_size()
@@ -147,10 +154,12 @@ class TrainConfigBase:
             "data_seed": self.seed,
             "logging_strategy": "steps",
             "logging_steps": self.logging_steps,
-            "save_strategy": "no",
+            "save_strategy": "steps" if self.save_steps else "no",
             "report_to": "none",
             "disable_tqdm": not self.show_progress,
         }
+        if self.save_steps:
+            kwargs.update(save_steps=self.save_steps, save_total_limit=1)
         kwargs.update(device_kwargs(resolve_device(self.device), self.bf16, self.gradient_checkpointing))
         kwargs.update(distributed_trl_kwargs(self.distributed))
         return kwargs

@@ -31,14 +31,18 @@ from ..records import PreferencePair, StepPair
 from .common import (
     NoTrainingData,
     TrainResult,
+    checkpoint_step,
+    claim_scratch,
     encode_completion,
     encode_prompt,
     load_for_training,
     quiet_trainer,
+    resolve_model_dir,
     run_trainer,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
+    training_made_by,
 )
 from .config import DPOTrainConfig
 
@@ -222,15 +226,23 @@ def train_step_dpo(
 
     The reference model follows TRL: a frozen copy of the policy loaded from ``model``; none with LoRA
     (the adapter is disabled instead) or with ``precompute_ref_log_probs`` (log-probabilities computed once
-    before training). Raises :class:`~prm_selfreward.train.common.NoTrainingData` when no pair is usable.
+    before training). With ``config.save_steps`` a killed training continues from its latest checkpoint, as
+    :func:`~prm_selfreward.train.sft.train_sft` does. Raises
+    :class:`~prm_selfreward.train.common.NoTrainingData` when no pair is usable.
     """
     config = config or DPOTrainConfig()
     out_dir = Path(out_dir)
     start = time.monotonic()
     scratch = scratch_dir(out_dir)
-    trainer, tokenizer, model_dir = build_step_dpo_trainer(model, pairs, config, scratch, callbacks)
+    records = [pair_to_dict(pair, i) for i, pair in enumerate(pairs)]
+    if not records:
+        raise NoTrainingData("no DPO pairs given")
+    made_by = training_made_by("dpo", model, resolve_model_dir(model), records, config)
+    resume_from = claim_scratch(scratch, made_by, resume=config.save_steps > 0)
+    resumed_from_step = checkpoint_step(resume_from)  # read now: the trainer rotates the checkpoint away
+    trainer, tokenizer, model_dir = build_step_dpo_trainer(model, records, config, scratch, callbacks)
     prepared = trainer.prepared["train"]
-    output = run_trainer(trainer)
+    output = run_trainer(trainer, resume_from)
     metrics = summarize_log_history(trainer.state.log_history)
     metrics["pairs_final_step"] = float(prepared.final_steps)
     result = TrainResult(
@@ -244,6 +256,7 @@ def train_step_dpo(
         metrics=metrics,
         lora=config.lora,
         base_model=str(model_dir),
+        resumed_from_step=resumed_from_step,
     )
     result.wall_time_s = time.monotonic() - start
     save_trained_model(trainer, tokenizer, out_dir, result, model_dir)

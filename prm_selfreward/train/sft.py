@@ -25,15 +25,19 @@ from trl import SFTConfig, SFTTrainer
 from .common import (
     NoTrainingData,
     TrainResult,
+    checkpoint_step,
+    claim_scratch,
     encode_completion,
     encode_prompt,
     format_prompt,
     load_for_training,
     quiet_trainer,
     run_trainer,
+    resolve_model_dir,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
+    training_made_by,
 )
 from .config import SFTTrainConfig
 
@@ -125,15 +129,22 @@ def train_sft(
     result as a plain transformers model in ``out_dir`` (atomically, with a completion marker; see
     :func:`~prm_selfreward.train.common.is_trained_model`).
 
-    ``callbacks`` are ``transformers.TrainerCallback`` objects (e.g. a progress display). Raises
+    ``callbacks`` are ``transformers.TrainerCallback`` objects (e.g. a progress display). With
+    ``config.save_steps`` a checkpoint is kept beside ``out_dir`` and a training killed mid-way continues
+    from it when called again with the same model, records and options
+    (:func:`~prm_selfreward.train.common.claim_scratch`). Raises
     :class:`~prm_selfreward.train.common.NoTrainingData` when no record is usable.
     """
     config = config or SFTTrainConfig()
     out_dir = Path(out_dir)
     start = time.monotonic()
     scratch = scratch_dir(out_dir)
+    records = list(records)
+    made_by = training_made_by("sft", model, resolve_model_dir(model), records, config)
+    resume_from = claim_scratch(scratch, made_by, resume=config.save_steps > 0)
+    resumed_from_step = checkpoint_step(resume_from)  # read now: the trainer rotates the checkpoint away
     trainer, tokenizer, model_dir, examples = build_sft_trainer(model, records, config, scratch, callbacks)
-    output = run_trainer(trainer)
+    output = run_trainer(trainer, resume_from)
     result = TrainResult(
         out_dir=str(out_dir),
         kind="sft",
@@ -145,6 +156,7 @@ def train_sft(
         metrics=summarize_log_history(trainer.state.log_history),
         lora=config.lora,
         base_model=str(model_dir),
+        resumed_from_step=resumed_from_step,
     )
     result.wall_time_s = time.monotonic() - start
     save_trained_model(trainer, tokenizer, out_dir, result, model_dir)
