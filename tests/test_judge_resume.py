@@ -179,3 +179,16 @@ def test_the_judge_command_refuses_its_input_as_output(tmp_path, loader):
     src = _input(tmp_path)
     result = CliRunner().invoke(app, ["judge", "-i", str(src), "-o", str(src)])
     assert result.exit_code != 0 and "--output must differ from --input" in str(result.exception)
+
+
+def test_generate_mode_rows_keep_what_the_judge_wrote(tmp_path):
+    """An unparsable verdict is counted (-1) and readable: the row keeps both orders' outputs."""
+    said = iter(f"I cannot tell ({k})." for k in range(100))
+    gen = ScriptedGenerator(generate_fn=lambda prompt, n, params: [next(said) for _ in range(n)])
+    judged_rows, _, _ = judge_rows_to_jsonl(gen, rows(2), StepJudgeConfig(mode="generate"), tmp_path / "g.jsonl",
+                                            progress_label=None, model="scripted")
+    assert [r["predicted"] for r in judged_rows] == [-1, -1]
+    assert [r["judgment"] for r in judged_rows] == ["I cannot tell (0).\n=====\nI cannot tell (2).",
+                                                    "I cannot tell (1).\n=====\nI cannot tell (3)."]
+    logprob_rows, _, _ = judge_to(tmp_path / "l.jsonl", scripted(), rows(2))
+    assert all("judgment" not in r for r in logprob_rows)

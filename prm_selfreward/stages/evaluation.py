@@ -63,11 +63,12 @@ def judge_rows(
 
 def judged(judge: PairwiseStepJudge, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` judged in one ``compare`` call, each with ``predicted``, ``probability``, ``p_a`` and
-    ``consistent`` added."""
+    ``consistent`` added, and in ``generate`` mode ``judgment``: what the judge wrote (both orders,
+    separated by a ``=====`` line), so an unparsable verdict (``predicted`` -1) can be read."""
     comparisons = [StepComparison(r["question"], r["previous_steps"], r["step_a"], r["step_b"]) for r in rows]
     return [
         {**row, "predicted": v.verdict, "probability": v.probability, "p_a": v.extra.get("p_a"),
-         "consistent": v.extra.get("consistent")}
+         "consistent": v.extra.get("consistent"), **({"judgment": v.raw} if v.raw is not None else {})}
         for row, v in zip(rows, judge.compare(comparisons), strict=True)
     ]
 
