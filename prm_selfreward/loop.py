@@ -123,6 +123,13 @@ def prepare_run_dir(
     return resumed
 
 
+def ignored_file_settings(file_config: RunConfig, resumed: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Settings where a config file given with ``--resume`` differs from the resumed run's config, as
+    ``{dotted key: (run's value, file's value)}``: the run keeps its own (changing the config a run was
+    started with is what ``--set`` does, recorded), so a user who edited the file must be told."""
+    return _diff(to_dict(resumed), to_dict(file_config))
+
+
 def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
     """Dotted keys whose values differ between two config dicts, with (old, new)."""
     out: dict[str, tuple[Any, Any]] = {}

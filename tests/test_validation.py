@@ -127,3 +127,23 @@ def test_resume_cannot_change_the_task(tmp_path, data_dir, captured, capsys):
         main(args)
     err = _fails([*args, "--resume", "--task", "instruct"], capsys)
     assert "cannot be resumed as task 'instruct'" in err
+
+
+def test_an_edited_config_file_on_resume_is_named_not_silently_ignored(tmp_path, data_dir, captured, capsys):
+    """--resume keeps the run's saved config: settings changed in the --config file are listed in a warning."""
+    path = tmp_path / "run.yaml"
+    data = yaml.safe_load((REPO / "configs" / "cpu-smoke.yaml").read_text())
+    path.write_text(yaml.safe_dump(data))
+    args = ["iterate", "--config", str(path), "--data-dir", str(data_dir), "--run-dir", str(tmp_path / "r")]
+    with pytest.raises(SystemExit):
+        main(args)
+    with pytest.raises(SystemExit):
+        main([*args, "--resume"])
+    assert "warning" not in capsys.readouterr().out  # the same file: nothing to say
+    data["sft"]["lora_r"] = 2
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SystemExit):
+        main([*args, "--resume"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sft.lora_r" in out and "--set KEY=VALUE" in out
+    assert captured[-1].sft.lora_r == captured[0].sft.lora_r != 2  # the run's own setting, not the file's

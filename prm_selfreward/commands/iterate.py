@@ -3,7 +3,8 @@
 ``--config`` defaults to the embedded CPU config (``--smoke``: the smoke config); ``--task``,
 ``--model``, ``--iterations``, ``--data-dir`` and ``--set`` override it (a task named in the file stands
 unless ``--task`` is given). With ``--resume`` the run's saved config is used, and the options given
-change it (recorded in ``manifest.json``'s ``config_changes``).
+change it (recorded in ``manifest.json``'s ``config_changes``); a ``--config`` file that differs from it
+is named in a warning, setting by setting, and not applied.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def iterate_command(
     from ..config import merge, parse_overrides
     from ..data import resolve_data_dir
     from ..io import check_output_path
-    from ..loop import iterate, prepare_run_dir
+    from ..loop import ignored_file_settings, iterate, prepare_run_dir
     from ..report import build_report, print_report
     from ..run_config import default_config_path, load_run_config
 
@@ -47,7 +48,13 @@ def iterate_command(
     cfg = load_run_config(config or default_config_path(smoke), overrides)
     run_dir = run_dir or Path("runs") / (f"{cfg.task}-smoke" if smoke else cfg.task)
     check_output_path(run_dir, kind="dir")
-    cfg = prepare_run_dir(run_dir, cfg, resume, overrides=overrides)
+    file_cfg, cfg = cfg, prepare_run_dir(run_dir, cfg, resume, overrides=overrides)
+    ignored = ignored_file_settings(file_cfg, cfg) if resume and config is not None else {}
+    if ignored:
+        shown = "; ".join(f"{k}: {theirs!r} in the run, {ours!r} in the file" for k, (theirs, ours) in list(ignored.items())[:6])
+        more = f" (+{len(ignored) - 6} more)" if len(ignored) > 6 else ""
+        console.print(f"[yellow]warning:[/] --resume keeps the run's saved config; {config} differs in {shown}{more}. "
+                      "To change a setting of the run, pass --set KEY=VALUE (recorded in manifest.json's config_changes).")
     console.print(f"[bold]prm-sr iterate[/] task={cfg.task} model={cfg.model.name} run_dir={run_dir}")
     iterate(cfg, run_dir, log=console.print)
     report = build_report(run_dir)
