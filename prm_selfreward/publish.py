@@ -90,9 +90,10 @@ def _copy_adapter(model: Path, dst: Path) -> int:
     return len(files) + 1
 
 
-CHECKPOINT_SKIPPED = frozenset({"training_args.bin"})
-"""A checkpoint's pickled ``TrainingArguments``: resuming does not read it, and a published folder holds
-no pickles."""
+CHECKPOINT_SKIPPED = frozenset({"training_args.bin", "README.md", "tokenizer.json", "tokenizer_config.json",
+                                "chat_template.jinja", "special_tokens_map.json", "vocab.json", "merges.txt"})
+"""Checkpoint files resuming does not read: the pickled ``TrainingArguments`` (a published folder holds
+no pickles), peft's model card and the base model's tokenizer (the run has it)."""
 
 
 def _copy_checkpoint(run: RunLayout, out: RunLayout, t: int) -> int:

@@ -163,6 +163,7 @@ def test_a_training_published_mid_way_continues_from_its_checkpoint(tmp_path, ti
         "adapter_config.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
         "trainer_state.json", "made_by.json"}
     assert not (checkpoint / "training_args.bin").exists()  # no pickles in a published folder
+    assert not (checkpoint / "tokenizer.json").exists()  # the base's: the restored run has it
 
     counts = restore_run(published, target, data_dir=str(data_dir), log=lambda msg: None)
     assert counts["restored"][-1] == "train/M1 (SFT)"
