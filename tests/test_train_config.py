@@ -77,6 +77,9 @@ def test_sft_config_maps_to_real_trl_sftconfig(tmp_path):
     assert args.max_length == 512 and args.packing is False
     assert args.seed == 7 and args.report_to == [] and args.save_strategy == "no"
     assert args.device.type == "cpu"
+    # save_steps: a checkpoint every N steps, only the latest kept (the resumable state of a killed run).
+    saving = SFTConfig(**SFTTrainConfig(device="cpu", save_steps=5).trl_kwargs(str(tmp_path), processes=1))
+    assert saving.save_strategy == "steps" and saving.save_steps == 5 and saving.save_total_limit == 1
 
 
 def test_dpo_config_maps_to_real_trl_dpoconfig(tmp_path):
