@@ -46,7 +46,6 @@ from .layout import RunLayout
 from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS
 from .train.common import TRAINER_STATE
 
-
 RESUMABLE = ("eval", "judge_eval")
 """Stages whose published records an interrupted attempt resumes from (per problem, per held-out row)."""
 
@@ -194,11 +193,12 @@ def _restore_checkpoint(run: Any, src: RunLayout, t: int) -> str | None:
     """The published checkpoint of M(t)'s unfinished training into the trainer's scratch directory, where
     the resumed training finds it (:func:`~prm_selfreward.train.common.claim_scratch` checks it was made
     by the same training before continuing from it)."""
-    from .train.common import CHECKPOINT_MADE_BY, scratch_dir
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+    from .train.common import CHECKPOINT_MADE_BY, checkpoint_step, scratch_dir
+
     checkpoint = src.train_checkpoint(t)
-    step = int(json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"])
+    step = checkpoint_step(checkpoint)
     scratch = scratch_dir(run.layout.model(t))
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(checkpoint, scratch / f"{PREFIX_CHECKPOINT_DIR}-{step}",
@@ -209,7 +209,14 @@ def _restore_checkpoint(run: Any, src: RunLayout, t: int) -> str | None:
 
 
 def _restore_model(run: Any, src: RunLayout, t: int) -> str | None:
-    from .train.common import ADAPTER_DIR, COMPLETE_MARKER, TrainResult, finalize_model_dir, merge_adapter, partial_dir
+    from .train.common import (
+        ADAPTER_DIR,
+        COMPLETE_MARKER,
+        TrainResult,
+        finalize_model_dir,
+        merge_adapter,
+        partial_dir,
+    )
 
     adapter = src.model(t) / ADAPTER_DIR
     marker = src.model(t) / COMPLETE_MARKER

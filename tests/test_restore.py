@@ -142,7 +142,7 @@ def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, t
 def test_a_training_published_mid_way_continues_from_its_checkpoint(tmp_path, tiny_model_dir, data_dir, monkeypatch):
     """A session that ends mid-SFT keeps the published checkpoint: the restored run trains on from its step."""
     import prm_selfreward.train.sft as sft
-    from tests.test_train_resume import Killed, KillAfter
+    from tests.test_train_resume import KillAfter, Killed
 
     sft_options = {**LORA, "save_steps": 1, "max_steps": 4, "batch_size": 1, "per_device_batch_size": 1}
     config = smoke_config(tiny_model_dir, data_dir, sft=sft_options, iterations=0)

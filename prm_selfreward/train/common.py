@@ -342,26 +342,26 @@ def claim_scratch(scratch: Path, made_by: dict[str, Any], resume: bool) -> Path 
     from accelerate import PartialState
 
     from ..fingerprint import describe_difference
+    from ..io import atomic_write_json
 
     marker = scratch / CHECKPOINT_MADE_BY
-    with PartialState().main_process_first():
-        if PartialState().is_main_process and scratch.exists():
+    state = PartialState()
+    with state.main_process_first():
+        if state.is_main_process and scratch.exists():
             theirs = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
             if theirs != made_by and complete_checkpoints(scratch):
                 why = describe_difference(theirs, made_by) if isinstance(theirs, dict) else f"no {CHECKPOINT_MADE_BY}"
                 logger.warning("discarding the checkpoints in %s: another training made them (%s)", scratch, why)
             if theirs != made_by or not resume:
                 shutil.rmtree(scratch)
-        if PartialState().is_main_process:
+        if state.is_main_process:
             scratch.mkdir(parents=True, exist_ok=True)
-            from ..io import atomic_write_json
-
             atomic_write_json(marker, made_by)
         checkpoints = complete_checkpoints(scratch) if resume else []
     if not checkpoints:
         return None
     latest = checkpoints[-1]
-    if PartialState().is_main_process:
+    if state.is_main_process:
         for path in scratch.glob("checkpoint-*"):
             if path.is_dir() and path != latest:
                 shutil.rmtree(path, ignore_errors=True)  # torn by a kill, or superseded
@@ -374,6 +374,16 @@ def checkpoint_step(checkpoint: Path | None) -> int:
     if checkpoint is None:
         return 0
     return int(json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8")).get("global_step", 0))
+
+
+def resume_point(kind: str, model: str | os.PathLike[str], records: Sequence[Any], config: Any,
+                 scratch: Path) -> tuple[Path | None, int]:
+    """``(checkpoint, its step)`` for a training of ``kind`` (sft or dpo) about to start: the latest
+    checkpoint this very training left in ``scratch`` when ``config.save_steps`` is on (else ``(None, 0)``;
+    see :func:`claim_scratch`). The step is read now: the trainer rotates the checkpoint away later."""
+    made_by = training_made_by(kind, model, resolve_model_dir(model), records, config)
+    checkpoint = claim_scratch(scratch, made_by, resume=config.save_steps > 0)
+    return checkpoint, checkpoint_step(checkpoint)
 
 
 LOGGED_METRICS = ("loss", "grad_norm", "learning_rate", *REWARD_METRICS)

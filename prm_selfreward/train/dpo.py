@@ -31,18 +31,15 @@ from ..records import PreferencePair, StepPair
 from .common import (
     NoTrainingData,
     TrainResult,
-    checkpoint_step,
-    claim_scratch,
     encode_completion,
     encode_prompt,
     load_for_training,
     quiet_trainer,
-    resolve_model_dir,
+    resume_point,
     run_trainer,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
-    training_made_by,
 )
 from .config import DPOTrainConfig
 
@@ -237,9 +234,7 @@ def train_step_dpo(
     records = [pair_to_dict(pair, i) for i, pair in enumerate(pairs)]
     if not records:
         raise NoTrainingData("no DPO pairs given")
-    made_by = training_made_by("dpo", model, resolve_model_dir(model), records, config)
-    resume_from = claim_scratch(scratch, made_by, resume=config.save_steps > 0)
-    resumed_from_step = checkpoint_step(resume_from)  # read now: the trainer rotates the checkpoint away
+    resume_from, resumed_from_step = resume_point("dpo", model, records, config, scratch)
     trainer, tokenizer, model_dir = build_step_dpo_trainer(model, records, config, scratch, callbacks)
     prepared = trainer.prepared["train"]
     output = run_trainer(trainer, resume_from)

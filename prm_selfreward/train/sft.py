@@ -25,19 +25,16 @@ from trl import SFTConfig, SFTTrainer
 from .common import (
     NoTrainingData,
     TrainResult,
-    checkpoint_step,
-    claim_scratch,
     encode_completion,
     encode_prompt,
     format_prompt,
     load_for_training,
     quiet_trainer,
+    resume_point,
     run_trainer,
-    resolve_model_dir,
     save_trained_model,
     scratch_dir,
     summarize_log_history,
-    training_made_by,
 )
 from .config import SFTTrainConfig
 
@@ -140,9 +137,7 @@ def train_sft(
     start = time.monotonic()
     scratch = scratch_dir(out_dir)
     records = list(records)
-    made_by = training_made_by("sft", model, resolve_model_dir(model), records, config)
-    resume_from = claim_scratch(scratch, made_by, resume=config.save_steps > 0)
-    resumed_from_step = checkpoint_step(resume_from)  # read now: the trainer rotates the checkpoint away
+    resume_from, resumed_from_step = resume_point("sft", model, records, config, scratch)
     trainer, tokenizer, model_dir, examples = build_sft_trainer(model, records, config, scratch, callbacks)
     output = run_trainer(trainer, resume_from)
     result = TrainResult(
