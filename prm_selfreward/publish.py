@@ -18,9 +18,13 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
 ``iter_<t>/judge_eval*.jsonl``            per held-out pair and mode: its ``row`` in
                                           ``seed/eft_heldout.jsonl``, problem id, corruption kind,
                                           gold verdict, prediction, probability, consistency
-``iter_<t>/pairs.jsonl``                  the step pairs' chosen and rejected steps, scores
-                                          (``prompt`` dropped: problem_id and step_index locate it)
-``iter_<t>/audit.jsonl``                  the pair audit's rollouts and outcomes (``prompt`` dropped)
+``iter_<t>/search.jsonl``                 per searched problem: its solution, pairs, counters and
+                                          trace (``question`` dropped; each pair's prompt as below)
+``iter_<t>/pairs.jsonl``                  the step pairs' chosen and rejected steps, scores; the
+                                          ``prompt`` as ``prompt_template`` (its question replaced by
+                                          :data:`QUESTION_SLOT`) and ``prompt_sha256``, from which
+                                          ``prm-sr restore`` rebuilds it exactly
+``iter_<t>/audit.jsonl``                  the pair audit's rollouts and outcomes (prompt as in pairs)
 ``iter_<t>/problems.ids.json``            the ids of iteration t's training problems (their text is
                                           the dataset's)
 ``iter_<t>/model/adapter/``,              a LoRA-trained M(t): its adapter (megabytes) and training
@@ -34,6 +38,7 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterable
@@ -57,16 +62,57 @@ JUDGE_TEXT_FIELDS: frozenset[str] = frozenset(
 gets ``row``, its line in ``seed/eft_heldout.jsonl`` (0-based), instead."""
 
 
-def _strip(rows: Iterable[dict[str, Any]], judged: bool) -> list[dict[str, Any]]:
+QUESTION_SLOT = "<prm-sr:question>"
+"""Stands for the problem's question in a published ``prompt_template``. The rest of a search, pair or
+audit prompt is the solving instruction, the hand-written few-shot examples, the model's chat template
+and the model's own earlier steps: none of it benchmark text."""
+
+SEARCHED = ("search.jsonl", "pairs.jsonl", "audit.jsonl")
+"""Records of iteration t's search whose prompts are published as templates (:func:`prompt_template`)."""
+
+
+def prompt_sha256(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+def prompt_template(record: dict[str, Any], question: str | None) -> dict[str, Any]:
+    """``record`` with its ``prompt`` published: as ``prompt_template`` (the question replaced by
+    :data:`QUESTION_SLOT`, in the prompt's place among the keys) and ``prompt_sha256``, so a restore
+    rebuilds the prompt exactly from the dataset's question; dropped when the question is unknown or
+    does not appear in the prompt exactly once."""
+    prompt, q = record.get("prompt"), (question or "").strip()
+    if not isinstance(prompt, str) or not q or prompt.count(q) != 1 or QUESTION_SLOT in prompt:
+        return {k: v for k, v in record.items() if k not in DROPPED_FIELDS}
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        out["prompt_template" if k == "prompt" else k] = prompt.replace(q, QUESTION_SLOT) if k == "prompt" else v
+    out["prompt_sha256"] = prompt_sha256(prompt)
+    return out
+
+
+def _strip_searched(row: dict[str, Any], questions: dict[str, str]) -> dict[str, Any]:
+    """A search result (its ``question`` dropped, each pair's prompt a template) or a pair / audit record."""
+    question = questions.get(row.get("problem_id", ""))
+    if "pairs" in row and "question" in row:
+        pairs = [prompt_template(p, question) for p in row.get("pairs") or []]
+        return {k: pairs if k == "pairs" else v for k, v in row.items() if k != "question"}
+    return prompt_template(row, question)
+
+
+def _strip(rows: Iterable[dict[str, Any]], judged: bool, questions: dict[str, str] | None = None,
+           ) -> list[dict[str, Any]]:
     if judged:
         return [{"row": i, **{k: v for k, v in r.items() if k not in JUDGE_TEXT_FIELDS}} for i, r in enumerate(rows)]
+    if questions is not None:
+        return [_strip_searched(r, questions) for r in rows]
     return [{k: v for k, v in r.items() if k not in DROPPED_FIELDS} for r in rows]
 
 
-def _copy_jsonl(src: Path, dst: Path) -> tuple[int, int]:
-    """(records written, malformed lines skipped: a torn tail of a stage still running, say)."""
+def _copy_jsonl(src: Path, dst: Path, questions: dict[str, str] | None = None) -> tuple[int, int]:
+    """(records written, malformed lines skipped: a torn tail of a stage still running, say).
+    ``questions`` (problem id -> question) for a search, pair or audit file."""
     errors = JsonlErrors()
-    rows = _strip(read_jsonl(src, errors), judged=src.name.startswith("judge_eval"))
+    rows = _strip(read_jsonl(src, errors), judged=src.name.startswith("judge_eval"), questions=questions)
     dst.parent.mkdir(parents=True, exist_ok=True)
     return write_jsonl(dst, rows), len(errors.errors)
 
@@ -147,14 +193,16 @@ def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
         if run.eval_summary(t).exists():
             _copy_file(run.eval_summary(t), out.eval_summary(t))
             files += 1
+        problems = read_jsonl(run.problems(t), JsonlErrors()) if run.problems(t).exists() else []
+        questions = {r["id"]: r.get("question", "") for r in problems}
         jsonl = sorted(run.eval_dir(t).glob("*.jsonl")) + sorted(run.iter_dir(t).glob("judge_eval*.jsonl"))
-        jsonl += [p for p in (run.pairs(t), run.audit(t)) if p.exists()]
+        jsonl += [p for p in (run.search(t), run.pairs(t), run.audit(t)) if p.exists()]
         for src in jsonl:
-            written, bad = _copy_jsonl(src, out.root / src.relative_to(run.root))
+            written, bad = _copy_jsonl(src, out.root / src.relative_to(run.root),
+                                       questions if src.parent == run.iter_dir(t) and src.name in SEARCHED else None)
             records, malformed, files = records + written, malformed + bad, files + 1
-        if run.problems(t).exists():
-            ids = [r["id"] for r in read_jsonl(run.problems(t), JsonlErrors())]
-            atomic_write_json(out.iter_dir(t) / PROBLEM_IDS, ids)
+        if problems:
+            atomic_write_json(out.iter_dir(t) / PROBLEM_IDS, [r["id"] for r in problems])
             files += 1
         files += _copy_adapter(run.model(t), out.model(t))
         files += _copy_checkpoint(run, out, t)

@@ -17,15 +17,18 @@ out a run directory that ``prm-sr iterate --resume`` continues:
 ``iter_<t>/.model.trainer/``       an unfinished M(t)'s published training checkpoint: the training
                                     continues from its step (same records, base model and options)
 ``iter_<t>/problems.jsonl``         drawn again (the draw is seeded) and checked against the published ids
-``iter_<t>/pairs.jsonl`` ...        copied when M(t) is trained (the report reads them); a search whose
-                                    model is not trained yet is run again, since its prompts were dropped
+``iter_<t>/search.jsonl``,         copied, each prompt rebuilt from its published template and the
+``pairs.jsonl``, ``audit.jsonl``    problem's question, and checked against its sha256 (a folder
+                                    published before templates were: its search runs again unless M(t)
+                                    is trained, when pairs and audit are copied for the report)
 =================================  ====================================================================
 
 The manifest's stages run in order, and a stage that cannot be rebuilt (not finished when published, a
 model trained without LoRA, a search whose training is pending) is dropped with every stage after it:
 ``iterate --resume`` runs them again. An evaluation or judge evaluation interrupted when published is
 restored as interrupted, with its records: the resumed stage does only the problems (rows) it lacks;
-its restored eval records have an empty ``prompt``. So is a LoRA training published with a checkpoint
+its restored eval records have an empty ``prompt``. So are an interrupted search (per chunk of
+problems) and pair audit (per chunk of pairs). So is a LoRA training published with a checkpoint
 (``save_steps``): it continues from the checkpoint's step. The manifest's ``restored`` entry records the source folder and
 the dropped stages.
 """
@@ -43,11 +46,12 @@ from .config import from_dict, merge
 from .errors import UserError
 from .io import atomic_copy, atomic_write_json, read_jsonl, write_jsonl
 from .layout import RunLayout
-from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS
+from .publish import JUDGE_TEXT_FIELDS, PROBLEM_IDS, QUESTION_SLOT, prompt_sha256
 from .train.common import TRAINER_STATE
 
-RESUMABLE = ("eval", "judge_eval")
-"""Stages whose published records an interrupted attempt resumes from (per problem, per held-out row)."""
+RESUMABLE = ("eval", "judge_eval", "search", "audit")
+"""Stages whose published records an interrupted attempt resumes from (per problem, per held-out row,
+per chunk of searched problems or audited pairs)."""
 
 
 def _family(stage: str) -> tuple[str, int | None]:
@@ -178,15 +182,60 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
     if family == "judge_select":
         return None  # its result (the chosen mode and its figures) is the manifest entry itself
     if family in ("search", "pairs", "audit") and t is not None:
+        files = {"search": (src.search(t), dst.search(t)), "pairs": (src.pairs(t), dst.pairs(t)),
+                 "audit": (src.audit(t), dst.audit(t))}[family]
+        rows = read_jsonl(files[0]) if files[0].is_file() else None
+        if rows is not None and _has_templates(rows) and dst.problems(t).is_file():
+            questions = {r["id"]: r["question"] for r in read_jsonl(dst.problems(t))}
+            run.iter_dir(t)
+            write_jsonl(files[1], [_with_prompts(r, questions, files[0]) for r in rows])
+            return None
         train = next((n for n in names if _family(n) == ("train", t)), None)
         if train is None or stages[train].get("status") != "done":
-            return f"M{t} is not trained yet and the pairs' prompts were not published: the search runs again"
-        copied = {"pairs": (src.pairs(t), dst.pairs(t)), "audit": (src.audit(t), dst.audit(t))}.get(family)
-        if copied is not None and copied[0].is_file():
+            return (f"M{t} is not trained yet and its search's prompts were not published (a folder published "
+                    "before prompt templates were): the search runs again")
+        if family != "search" and rows is not None:  # the report reads them
             run.iter_dir(t)
-            atomic_copy(*copied)
+            atomic_copy(*files)
         return None
     return f"restore does not know stage {name!r}"
+
+
+def _has_templates(rows: list[dict[str, Any]]) -> bool:
+    """Whether published search / pair / audit records carry their prompts as templates (every pair's)."""
+    records = [p for r in rows for p in r.get("pairs", [])] if rows and "pairs" in rows[0] else rows
+    return bool(records) and all("prompt_template" in r for r in records)
+
+
+def _with_prompts(row: dict[str, Any], questions: dict[str, str], path: Path) -> dict[str, Any]:
+    """A published search result, pair or audit record with its question and prompts back (the keys in
+    their original order); a rebuilt prompt must have the published sha256."""
+    pid = row.get("problem_id")
+    if pid not in questions:
+        raise UserError(f"restore: {path} names problem {pid!r}, not among the training problems drawn here")
+    question = questions[pid]
+
+    def prompt_of(record: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in record.items():
+            if k == "prompt_template":
+                prompt = v.replace(QUESTION_SLOT, question.strip())
+                if prompt_sha256(prompt) != record.get("prompt_sha256"):
+                    raise UserError(f"restore: a prompt of problem {pid} in {path} rebuilt here differs from the "
+                                    "published run's (another data directory or version of the prompt code)")
+                out["prompt"] = prompt
+            elif k != "prompt_sha256":
+                out[k] = v
+        return out
+
+    if "pairs" not in row:
+        return prompt_of(row)
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = [prompt_of(p) for p in v] if k == "pairs" else v
+        if k == "problem_id":
+            out["question"] = question
+    return out
 
 
 def _restore_checkpoint(run: Any, src: RunLayout, t: int) -> str | None:

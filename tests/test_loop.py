@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -130,19 +131,34 @@ def _check_published(run_dir: Path, out: Path) -> None:
     expected = sorted(p.relative_to(run_dir) for t in (0, 1, 2) for p in
                       [*(run_dir / f"iter_{t}" / "eval").glob("*.jsonl"),
                        *(run_dir / f"iter_{t}").glob("judge_eval*.jsonl")])
-    expected += [Path("iter_2/pairs.jsonl"), Path("iter_2/audit.jsonl")]
+    expected += [Path("iter_2/search.jsonl"), Path("iter_2/pairs.jsonl"), Path("iter_2/audit.jsonl")]
     assert published == sorted(expected)
     judge_text = ("question", "previous_steps", "step_a", "step_b", "explanation", "detail")
+    questions = {r["id"]: r["question"].strip() for r in read_jsonl(run_dir / "iter_2" / "problems.jsonl")}
+
+    def templated(r: dict) -> dict:  # a search / pair / audit prompt: its question replaced by the slot
+        assert r["prompt"].count(questions[r["problem_id"]]) == 1
+        return {**{k: v for k, v in r.items() if k != "prompt"},
+                "prompt_template": r["prompt"].replace(questions[r["problem_id"]], "<prm-sr:question>"),
+                "prompt_sha256": hashlib.sha256(r["prompt"].encode()).hexdigest()}
+
     for rel in published:
         original, copied = read_jsonl(run_dir / rel), read_jsonl(out / rel)
         if rel.name.startswith("judge_eval"):
             expected_rows = [{"row": i, **{k: v for k, v in r.items() if k not in judge_text}}
                              for i, r in enumerate(original)]
+        elif rel.name == "search.jsonl":
+            expected_rows = [{**{k: v for k, v in r.items() if k != "question"},
+                              "pairs": [templated(p) for p in r["pairs"]]} for r in original]
+            assert any(r["pairs"] for r in expected_rows)
+        elif rel.name in ("pairs.jsonl", "audit.jsonl"):
+            expected_rows = [templated(r) for r in original]
         else:
             expected_rows = [{k: v for k, v in r.items() if k != "prompt"} for r in original]
         assert copied == expected_rows, rel
     texts = {r["prompt"] for r in read_jsonl(run_dir / "iter_0" / "eval" / "gsm8k.jsonl")}
     texts |= {r["question"] for r in read_jsonl(run_dir / "seed" / "eft_heldout.jsonl")}
+    texts |= set(questions.values())  # the training problems' questions: only the slot stands for them
     published_text = "".join(p.read_text() for p in out.rglob("*.jsonl"))
     assert texts and not any(text in published_text for text in texts)
     # Enough is kept to rebuild the report from the published folder alone.

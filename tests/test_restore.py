@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 import prm_selfreward.loop as loop
@@ -27,11 +28,13 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def published_run(tmp_path_factory, tiny_model_dir, data_dir):
-    """A LoRA run killed in its DPO stage (M0, seed, M1 done; M2's search and pairs done), published."""
+    """A LoRA run killed in its DPO stage (M0, seed, M1 done; M2's search, pairs and audit done), published."""
     root = tmp_path_factory.mktemp("restore")
     run_dir = root / "run"
     # The search's judge chosen by measurement between the two cheap modes.
-    select = {"judge_eval": {"modes": ["likelihood"], "select": True, "probe_pairs": 4}}
+    select = {"judge_eval": {"modes": ["likelihood"], "select": True, "probe_pairs": 4},
+              "search": {"lockstep": 1},  # two chunks of one problem: an interrupted search resumes per chunk
+              "audit": {"pairs": 2, "rollouts": 2, "max_new_tokens": 12, "chunk_size": 1}}
     config = loop.prepare_run_dir(run_dir, smoke_config(tiny_model_dir, data_dir, sft=LORA, dpo=LORA, **select),
                                   resume=False)
     real = S.train_dpo
@@ -59,17 +62,22 @@ def test_restore_rebuilds_the_finished_stages_and_drops_the_rest(published_run, 
     target = tmp_path / "restored"
     counts = restore_run(published, target, data_dir=str(data_dir), log=lambda msg: None)
     assert counts["restored"] == ["eval/M0", "seed", "judge_eval/M0", "train/M1 (SFT)", "eval/M1",
-                                  "judge_eval/M1", "problems/M2", "judge_select/M2"]
-    # The search's pairs lost their prompts in publishing, and M2 is not trained: the search runs again.
-    assert counts["dropped"] == ["search/M2", "pairs/M2", "train/M2 (DPO)"]
+                                  "judge_eval/M1", "problems/M2", "judge_select/M2", "search/M2", "pairs/M2",
+                                  "audit/M2"]
+    # M2 is not trained: its training runs again, on the pairs the search made.
+    assert counts["dropped"] == ["train/M2 (DPO)"]
 
     # M1: the base with the published adapter merged in, bit for bit the model the run trained.
     original, rebuilt = _weights(run_dir / "iter_1" / "model"), _weights(target / "iter_1" / "model")
     assert set(original) == set(rebuilt) and all(torch.equal(original[k], rebuilt[k]) for k in original)
     # Seed data and training problems are drawn again and are the run's own; judge rows get their text back.
+    # The search's results and pairs get their questions and prompts back from the published templates.
     for rel in ("seed/ift.jsonl", "seed/eft_train.jsonl", "seed/eft_heldout.jsonl", "iter_2/problems.jsonl",
-                "iter_0/judge_eval.jsonl", "iter_1/judge_eval.jsonl"):
+                "iter_0/judge_eval.jsonl", "iter_1/judge_eval.jsonl", "iter_2/search.jsonl", "iter_2/pairs.jsonl",
+                "iter_2/audit.jsonl"):
         assert read_jsonl(target / rel) == read_jsonl(run_dir / rel), rel
+    pairs = (target / "iter_2" / "pairs.jsonl").read_text()
+    assert pairs and pairs == (run_dir / "iter_2" / "pairs.jsonl").read_text()  # byte for byte: DPO's made_by
     manifest = json.loads((target / "manifest.json").read_text())
     assert list(manifest["stages"]) == counts["restored"]
     assert manifest["restored"]["dropped_stages"] == counts["dropped"]
@@ -85,8 +93,8 @@ def test_a_restored_run_continues_with_resume(published_run, tmp_path, tiny_mode
         monkeypatch.setattr(S, name, lambda *a, _o=original, _n=name, **k: called.append(_n) or _o(*a, **k))
     config = loop.prepare_run_dir(target, smoke_config(tiny_model_dir, data_dir), resume=True)
     loop.iterate(config, target, log=lambda msg: None)
-    # Only what was not restored runs: M2's search, its training and its evaluation.
-    assert called == ["search_steps", "train_dpo", "evaluate_model"]
+    # Only what was not restored runs: M2's training and its evaluation.
+    assert called == ["train_dpo", "evaluate_model"]
     manifest = json.loads((target / "manifest.json").read_text())
     assert manifest["status"] == "finished"
     assert (target / "iter_2" / "model" / "adapter" / "adapter_config.json").is_file()
@@ -137,6 +145,66 @@ def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, t
     restored = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert restored["stages"]["eval/M1"]["status"] == "running"
     assert read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl") == kept
+
+
+def test_an_interrupted_search_resumes_from_its_published_chunks(published_run, tmp_path, tiny_model_dir,
+                                                                 data_dir, monkeypatch):
+    """A session that ends mid-search keeps the chunks of problems it searched: only the rest is searched."""
+    run_dir, published = published_run
+    cut = tmp_path / "cut"
+    shutil.copytree(published, cut)
+    manifest = json.loads((cut / "manifest.json").read_text())
+    manifest["stages"]["search/M2"]["status"] = "running"
+    (cut / "manifest.json").write_text(json.dumps(manifest))
+    searched = cut / "iter_2" / "search.jsonl"
+    lines = searched.read_text().splitlines(keepends=True)
+    chunk = yaml.safe_load((cut / "config.yaml").read_text())["search"]["lockstep"]  # problems per chunk
+    assert len(lines) > chunk, "the fixture's search needs more than one chunk"
+    searched.write_text("".join(lines[:chunk]))
+    target = tmp_path / "r"
+    counts = restore_run(cut, target, data_dir=str(data_dir), log=lambda msg: None)
+    assert counts["restored"][-1] == "search/M2" and counts["dropped"][0] == "pairs/M2"
+    assert read_jsonl(target / "iter_2" / "search.jsonl") == read_jsonl(run_dir / "iter_2" / "search.jsonl")[:chunk]
+
+    config = loop.prepare_run_dir(target, smoke_config(tiny_model_dir, data_dir), resume=True)
+    loop.iterate(config, target, log=lambda msg: None)
+    result = json.loads((target / "manifest.json").read_text())["stages"]["search/M2"]["result"]
+    assert result["resumed"]["records"] == chunk
+    # The resumed search saw the same batches, hence the same seeds: the original run's results.
+    assert read_jsonl(target / "iter_2" / "search.jsonl") == read_jsonl(run_dir / "iter_2" / "search.jsonl")
+
+
+def test_an_interrupted_audit_resumes_from_its_published_chunks(published_run, tmp_path, tiny_model_dir, data_dir):
+    run_dir, published = published_run
+    cut = tmp_path / "cut"
+    shutil.copytree(published, cut)
+    manifest = json.loads((cut / "manifest.json").read_text())
+    manifest["stages"]["audit/M2"]["status"] = "running"
+    (cut / "manifest.json").write_text(json.dumps(manifest))
+    audited = cut / "iter_2" / "audit.jsonl"
+    lines = audited.read_text().splitlines(keepends=True)
+    assert len(lines) == 2  # two chunks of one pair
+    audited.write_text(lines[0])
+    target = tmp_path / "r"
+    counts = restore_run(cut, target, data_dir=str(data_dir), log=lambda msg: None)
+    assert counts["restored"][-1] == "audit/M2" and counts["dropped"] == ["train/M2 (DPO)"]
+    config = loop.prepare_run_dir(target, smoke_config(tiny_model_dir, data_dir), resume=True)
+    loop.iterate(config, target, log=lambda msg: None)
+    result = json.loads((target / "manifest.json").read_text())["stages"]["audit/M2"]["result"]
+    assert result["resumed"]["records"] == 1
+    assert read_jsonl(target / "iter_2" / "audit.jsonl") == read_jsonl(run_dir / "iter_2" / "audit.jsonl")
+
+
+def test_restore_refuses_a_prompt_that_rebuilds_differently(published_run, tmp_path, data_dir):
+    _, published = published_run
+    edited = tmp_path / "edited"
+    shutil.copytree(published, edited)
+    pairs = edited / "iter_2" / "pairs.jsonl"
+    rows = read_jsonl(pairs)
+    rows[0]["prompt_template"] = rows[0]["prompt_template"].replace("Step", "Stage", 1)  # another prompt code
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match="rebuilt here differs"):
+        restore_run(edited, tmp_path / "r", data_dir=str(data_dir), log=lambda msg: None)
 
 
 def test_a_training_published_mid_way_continues_from_its_checkpoint(tmp_path, tiny_model_dir, data_dir, monkeypatch):
