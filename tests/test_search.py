@@ -10,9 +10,9 @@ import pytest
 
 from prm_selfreward.judges.base import PairVerdict, StepComparison
 from prm_selfreward.models import GenerationParams, ScriptedGenerator
+from prm_selfreward.pairs import build_step_pairs
 from prm_selfreward.prompts import solve_prompt
 from prm_selfreward.records import Problem
-from prm_selfreward.pairs import build_step_pairs
 from prm_selfreward.search import (
     COPY_MIN_CHARS,
     GUARDED_SCORE,
