@@ -22,6 +22,12 @@ report shows, per model, the share of its evaluation completions that
 
 Text after the model ended its turn (a chat end token) is left out, as grading does. A model is
 *degenerate* when either share is above :data:`DEGENERATE_SHARE`.
+
+Degeneracy inflates accuracy only where a degenerate completion is graded right (gemma's M2: repeated
+``\\boxed{1}`` lines hitting small golds); a greedy loop that runs into the token budget is simply
+wrong. So the counts also give how many completions are degenerate in either way and how many of
+those the checker graded right (``degenerate_right``): at most that many of a model's right answers
+can come from degeneracy.
 """
 
 from __future__ import annotations
@@ -94,6 +100,10 @@ class Degeneracy:
     completions: int = 0
     repeated_step: int = 0
     several_answers: int = 0
+    degenerate_completions: int | None = None
+    """Completions that repeat a step or state several answers (either; None where unknown)."""
+    degenerate_right: int | None = None
+    """Of those, how many were graded right (None where correctness is unknown)."""
 
     @property
     def repeated_step_share(self) -> float | None:
@@ -113,6 +123,11 @@ class Degeneracy:
         self.completions += other.completions
         self.repeated_step += other.repeated_step
         self.several_answers += other.several_answers
+        for name in ("degenerate_completions", "degenerate_right"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            # Known only when known for every part (an unknown part would make a total a lower bound).
+            both = mine is not None and theirs is not None
+            setattr(self, name, mine + theirs if both else None)
 
     def to_dict(self) -> dict[str, Any]:
         """Counts and shares, under the keys an evaluation summary carries them."""
@@ -122,6 +137,8 @@ class Degeneracy:
             "repeated_step_share": self.repeated_step_share,
             "several_answers": self.several_answers,
             "several_answers_share": self.several_answers_share,
+            "degenerate_completions": self.degenerate_completions,
+            "degenerate_right": self.degenerate_right,
         }
 
     @classmethod
@@ -130,16 +147,29 @@ class Degeneracy:
         keys = ("repeated_step", "several_answers")
         if not all(isinstance(summary.get(k), int) for k in keys) or not isinstance(summary.get("total"), int):
             return None
-        return cls(summary["total"], summary["repeated_step"], summary["several_answers"])
+        known = {k: summary.get(k) if isinstance(summary.get(k), int) else None
+                 for k in ("degenerate_completions", "degenerate_right")}
+        return cls(summary["total"], summary["repeated_step"], summary["several_answers"], **known)
 
 
-def degeneracy(completions: Iterable[str]) -> Degeneracy:
-    """Count the completions that repeat a step and those that state several final answers."""
-    out = Degeneracy()
-    for text in completions:
+def degeneracy(completions: Iterable[str], correct: Iterable[bool] | None = None) -> Degeneracy:
+    """Count the completions that repeat a step, those that state several final answers and those
+    that do either; with ``correct`` (one verdict per completion, in order), also how many of the
+    degenerate ones were graded right. A ``correct`` of another length raises ValueError."""
+    texts = list(completions)
+    verdicts = None if correct is None else list(correct)
+    if verdicts is not None and len(verdicts) != len(texts):
+        raise ValueError(f"degeneracy: {len(verdicts)} verdicts for {len(texts)} completions")
+    out = Degeneracy(degenerate_completions=0, degenerate_right=None if verdicts is None else 0)
+    for i, text in enumerate(texts):
+        repeat, several = repeats_a_step(text), several_answers(text)
         out.completions += 1
-        out.repeated_step += repeats_a_step(text)
-        out.several_answers += several_answers(text)
+        out.repeated_step += repeat
+        out.several_answers += several
+        if repeat or several:
+            out.degenerate_completions += 1
+            if verdicts is not None and verdicts[i]:
+                out.degenerate_right += 1
     return out
 
 

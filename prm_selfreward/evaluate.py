@@ -249,6 +249,10 @@ class BenchmarkSummary:
     """Completions that state more than one distinct final answer
     (:func:`~prm_selfreward.degeneracy.several_answers`)."""
     several_answers_share: float | None = None
+    degenerate_completions: int = 0
+    """Completions that do either (repeat a step or state several answers)."""
+    degenerate_right: int = 0
+    """Of those, the ones graded right: at most this many right answers can come from degeneracy."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -258,7 +262,7 @@ def summarise(benchmark: str, records: list[EvalRecord], samples: int, wall_time
     from .degeneracy import degeneracy
 
     total = len(records)
-    degenerate = degeneracy(r.completion for r in records)
+    degenerate = degeneracy([r.completion for r in records], [r.correct for r in records])
     correct = sum(r.correct for r in records)
     low, high = wilson_interval(correct, total)
     pass_k = None
@@ -282,6 +286,8 @@ def summarise(benchmark: str, records: list[EvalRecord], samples: int, wall_time
         repeated_step_share=degenerate.repeated_step_share,
         several_answers=degenerate.several_answers,
         several_answers_share=degenerate.several_answers_share,
+        degenerate_completions=degenerate.degenerate_completions or 0,
+        degenerate_right=degenerate.degenerate_right or 0,
     )
 
 

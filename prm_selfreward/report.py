@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +150,22 @@ def model_degeneracy(
     total: Degeneracy | None = None
     for name, summary in benchmarks.items():
         found = Degeneracy.from_summary(summary)
-        if found is None:
-            texts = [r["completion"] for r in records.get(name, []) if isinstance(r.get("completion"), str)]
-            found = degeneracy(texts) if texts else None
+        if found is None or found.degenerate_right is None:
+            # Counted from the records: a run from before the summaries had the counts, or before they
+            # had degenerate_right (the summary's own counts still win where it has them).
+            rows = [r for r in records.get(name, []) if isinstance(r.get("completion"), str)]
+            counted = (degeneracy([r["completion"] for r in rows], [bool(r.get("correct")) for r in rows])
+                       if rows else None)
+            if found is None:
+                found = counted
+            elif counted is not None and counted.completions == found.completions:
+                found.degenerate_completions = counted.degenerate_completions
+                found.degenerate_right = counted.degenerate_right
         if found is not None:
-            total = total or Degeneracy()
-            total.add(found)
+            if total is None:
+                total = replace(found)
+            else:
+                total.add(found)
     return total
 
 
@@ -389,6 +399,13 @@ def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
     return lines
 
 
+def _right_of(d: Degeneracy) -> str:
+    """'right / degenerate' completions, '-' where either count is unknown."""
+    if d.degenerate_right is None or d.degenerate_completions is None:
+        return "-"
+    return f"{d.degenerate_right} / {d.degenerate_completions}"
+
+
 def _degenerate(row: ModelRow) -> bool:
     return row.degeneracy is not None and row.degeneracy.degenerate
 
@@ -403,10 +420,15 @@ def degenerate_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         d = r.degeneracy
         assert d is not None
         parts.append(f"{_label(r, multi)} ({_pct(d.repeated_step_share)}% of its {d.completions} completions "
-                     f"repeat a step, {_pct(d.several_answers_share)}% state several final answers)")
+                     f"repeat a step, {_pct(d.several_answers_share)}% state several final answers"
+                     + (f"; {d.degenerate_right} of these {d.degenerate_completions} graded right"
+                        if d.degenerate_right is not None and d.degenerate_completions is not None else "")
+                     + ")")
     return ["", "**Degenerate:** " + "; ".join(parts) + f". Above {_pct(DEGENERATE_SHARE)}% in either, a "
             "model's accuracy may come from repeated or scattered answers that happen to hit the gold, not "
-            "from solving: read its accuracy and its differences with care (see the Solutions table)."]
+            "from solving: read its accuracy and its differences with care. At most the degenerate "
+            "completions graded right can have come from them (the Solutions table); a greedy loop "
+            "that runs into the token budget is simply wrong."]
 
 
 def markdown(
@@ -448,9 +470,11 @@ def markdown(
     if monitored:
         lines += [f"Repeated step: % of the model's completions (all benchmarks) with two steps of the same "
                   f"text; several answers: % stating more than one distinct final answer. Above "
-                  f"{_pct(DEGENERATE_SHARE)}% in either: **degenerate**.", ""]
+                  f"{_pct(DEGENERATE_SHARE)}% in either: **degenerate**. Degenerate, graded right: of the "
+                  f"completions that do either, how many the checker graded right (at most that many right "
+                  f"answers can come from degeneracy).", ""]
     head = (["run"] if multi else []) + ["model"] + [f"{b} steps / tokens" for b in benchmarks]
-    head += ["repeated step %", "several answers %", "degenerate"] if monitored else []
+    head += ["repeated step %", "several answers %", "degenerate, graded right", "degenerate"] if monitored else []
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in rows:
@@ -460,8 +484,8 @@ def markdown(
             cells.append(f"{s['avg_steps']:.2f} / {s['avg_tokens']:.0f}" if s else "-")
         if monitored:
             d = row.degeneracy
-            cells += [_pct(d.repeated_step_share), _pct(d.several_answers_share),
-                      "**degenerate**" if d.degenerate else "no"] if d else ["-", "-", "-"]
+            cells += [_pct(d.repeated_step_share), _pct(d.several_answers_share), _right_of(d),
+                      "**degenerate**" if d.degenerate else "no"] if d else ["-", "-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
 
     pair_rows = [r for r in rows if r.pairs or r.search]

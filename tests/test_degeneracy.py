@@ -67,7 +67,8 @@ def test_degeneracy_counts_shares_and_the_threshold():
     assert (d.completions, d.repeated_step, d.several_answers) == (4, 1, 1)
     assert d.repeated_step_share == d.several_answers_share == 0.25 and d.degenerate
     assert d.to_dict() == {"completions": 4, "repeated_step": 1, "repeated_step_share": 0.25,
-                           "several_answers": 1, "several_answers_share": 0.25}
+                           "several_answers": 1, "several_answers_share": 0.25,
+                           "degenerate_completions": 2, "degenerate_right": None}
     # At exactly the threshold a model is not degenerate; above it (either share alone) it is.
     n = round(1 / DEGENERATE_SHARE)
     assert not degeneracy([repeat] + [clean] * (n - 1)).degenerate
@@ -77,9 +78,29 @@ def test_degeneracy_counts_shares_and_the_threshold():
     assert degeneracy([]).repeated_step_share is None and not degeneracy([]).degenerate
 
 
+def test_degeneracy_counts_the_degenerate_completions_graded_right():
+    repeat = "Step 1: a = 1.\nStep 2: a = 1."
+    both = "Step 1: The answer is 2.\nStep 2: The answer is 3.\nStep 3: The answer is 3."
+    clean = "Step 1: a = 1.\nStep 2: The answer is \\boxed{1}."
+    # A completion that repeats a step and states several answers counts once; a right clean one not at all.
+    d = degeneracy([repeat, both, clean, repeat], [True, True, True, False])
+    assert (d.repeated_step, d.several_answers, d.degenerate_completions, d.degenerate_right) == (3, 1, 3, 2)
+    assert degeneracy([repeat, clean], [False, True]).degenerate_right == 0
+    with pytest.raises(ValueError, match="1 verdicts for 2 completions"):
+        degeneracy([repeat, clean], [True])
+
+
 def test_degeneracy_from_a_summary_and_summed():
     assert Degeneracy.from_summary({"total": 10, "accuracy": 0.5}) is None  # an older run's summary
     d = Degeneracy.from_summary({"total": 10, "repeated_step": 3, "several_answers": 0})
-    assert d == Degeneracy(10, 3, 0)
+    assert d == Degeneracy(10, 3, 0)  # degenerate_right unknown: None, not 0
     d.add(Degeneracy(90, 0, 1))
     assert (d.completions, d.repeated_step, d.several_answers) == (100, 3, 1) and d.degenerate
+    assert d.degenerate_right is None
+    # Summed only where every part knows it: a part without it would make the total a lower bound.
+    known = Degeneracy.from_summary({"total": 10, "repeated_step": 3, "several_answers": 1,
+                                     "degenerate_completions": 4, "degenerate_right": 1})
+    known.add(Degeneracy(5, 1, 0, degenerate_completions=1, degenerate_right=1))
+    assert (known.degenerate_completions, known.degenerate_right) == (5, 2)
+    known.add(Degeneracy(5, 0, 0))
+    assert (known.degenerate_completions, known.degenerate_right) == (None, None)

@@ -52,6 +52,8 @@ def test_summary_counts_degenerate_completions(tmp_path):
     assert (summary.repeated_step, summary.several_answers) == (1, 1)
     assert summary.repeated_step_share == summary.several_answers_share == 0.25
     assert summary.to_dict()["several_answers"] == 1
+    # Both degenerate completions end on the gold (0 + 0 = 0, 1 + 1 = 2): graded right, and counted so.
+    assert (summary.degenerate_completions, summary.degenerate_right, summary.correct) == (2, 2, 4)
 
 
 @pytest.mark.parametrize(

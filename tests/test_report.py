@@ -216,10 +216,10 @@ REPEATS = "Step 1: The answer is \\boxed{7}.\nStep 2: The answer is \\boxed{7}."
 SCATTERED = "Step 1: The answer is \\boxed{6}.\nStep 2: The answer is \\boxed{7}."
 
 
-def write_completions(run: Path, t: int, benchmark: str, completions: list[str]) -> None:
+def write_completions(run: Path, t: int, benchmark: str, completions: list[str], right: tuple[int, ...] = ()) -> None:
     eval_dir = run / f"iter_{t}" / "eval"
     (eval_dir / f"{benchmark}.jsonl").write_text("".join(
-        json.dumps({"id": f"{benchmark}/{i}", "completion": c, "correct": False}) + "\n"
+        json.dumps({"id": f"{benchmark}/{i}", "completion": c, "correct": i in right}) + "\n"
         for i, c in enumerate(completions)))
 
 
@@ -227,17 +227,20 @@ def test_report_marks_a_degenerate_model_from_an_old_runs_eval_records(tmp_path)
     # Summaries from before the degeneracy counts: the report counts them from the eval records.
     run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.6, 0.6])
     for t, bad in [(0, []), (1, [SCATTERED]), (2, [REPEATS] * 5 + [SCATTERED])]:
-        write_completions(run, t, "gsm8k", bad + [CLEAN] * (20 - len(bad)))
+        # M2's first repeated completion and its first clean one are graded right.
+        write_completions(run, t, "gsm8k", bad + [CLEAN] * (20 - len(bad)), right=(0, len(bad)))
         write_completions(run, t, "math500", [CLEAN] * 30)  # 50 completions per model in all
     rows = collect(run)
     assert [(r.degeneracy.repeated_step, r.degeneracy.several_answers, r.degeneracy.completions)
             for r in rows] == [(0, 0, 50), (0, 1, 50), (5, 1, 50)]
+    assert [(r.degeneracy.degenerate_right, r.degeneracy.degenerate_completions) for r in rows] == [
+        (0, 0), (1, 1), (1, 6)]
     text = build_report(run).read_text()
     assert "| M2 (degenerate) | 25.0 [" in text and "| M1 | 20.0 [" in text  # 1 in 50 is 2%: not above
     assert ("**Degenerate:** M2 (10.0% of its 50 completions repeat a step, 2.0% state several final "
-            "answers)") in text
-    assert "| M2 | 5.00 / 200 | 4.00 / 160 | 10.0 | 2.0 | **degenerate** |" in text
-    assert "| M1 | 4.00 / 160 | 4.00 / 160 | 0.0 | 2.0 | no |" in text
+            "answers; 1 of these 6 graded right)") in text
+    assert "| M2 | 5.00 / 200 | 4.00 / 160 | 10.0 | 2.0 | 1 / 6 | **degenerate** |" in text
+    assert "| M1 | 4.00 / 160 | 4.00 / 160 | 0.0 | 2.0 | 1 / 1 | no |" in text
 
 
 def test_report_reads_degeneracy_from_the_eval_summary(tmp_path):
@@ -254,7 +257,11 @@ def test_report_reads_degeneracy_from_the_eval_summary(tmp_path):
     assert (d.completions, d.repeated_step, d.several_answers) == (30, 0, 3)
     text = build_report(run).read_text()
     assert "| M1 (degenerate) |" in text and "| M0 | 10.0 [" in text
-    assert "| M0 | 3.00 / 120 | 4.00 / 160 | - | - | - |" in text
+    assert "| M0 | 3.00 / 120 | 4.00 / 160 | - | - | - | - |" in text
+    # Counts without degenerate_right (a summary from before it) take it from the records where they
+    # cover a benchmark; math500 has no records here, so the model's total stays unknown.
+    assert (d.degenerate_right, d.degenerate_completions) == (None, None)
+    assert "| 0.0 | 10.0 | - | **degenerate** |" in text
 
 
 def test_report_shows_the_search_guard_counts(tmp_path):

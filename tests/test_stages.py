@@ -46,7 +46,8 @@ def test_eval_command_matches_the_loops_eval_stage(run, tmp_path):
 
     result = S.evaluate_model(run, 0)
     # The manifest's eval result carries the degeneracy counts and shares, as counted from the records.
-    counted = degeneracy(r["completion"] for r in read_jsonl(run.layout.eval_dir(0) / "gsm8k.jsonl")).to_dict()
+    records = read_jsonl(run.layout.eval_dir(0) / "gsm8k.jsonl")
+    counted = degeneracy([r["completion"] for r in records], [r["correct"] for r in records]).to_dict()
     assert {k: result["gsm8k"][k] for k in counted if k != "completions"} == \
         {k: v for k, v in counted.items() if k != "completions"}
     out = tmp_path / "eval"
