@@ -16,6 +16,7 @@ from typing import Any
 
 from .degeneracy import DEGENERATE_SHARE, Degeneracy, degeneracy
 from .errors import UserError
+from .judges.base import missing_verdicts
 from .io import atomic_write_bytes, atomic_write_text, read_jsonl
 from .layout import RunLayout
 from .stats import PairedComparison, paired_by_key
@@ -221,9 +222,15 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
             primary = row.judge.get("mode")
             row.judge_modes = dict(row.judge.get("modes") or ({primary: row.judge} if primary else {}))
             for mode in row.judge_modes or {None: None}:
-                items = judge_items(layout.judge_eval(t, mode, primary=primary))
+                path = layout.judge_eval(t, mode, primary=primary)
+                items = judge_items(path)
                 if items:
                     row.items[f"judge {mode or primary or ''}".strip()] = items
+                if mode in row.judge_modes and "ties" not in row.judge_modes[mode]:
+                    # A summary from before ties were told from failures: both counted from the rows.
+                    labelled = [r for r in _read_rows(path) if r.get("verdict") in (0, 1)]
+                    if labelled:
+                        row.judge_modes[mode] = {**row.judge_modes[mode], **missing_verdicts(labelled)}
         row.pairs = result(f"pairs/M{t}")
         row.search = result(f"search/M{t}")
         row.judge_select = result(f"judge_select/M{t}")
@@ -348,7 +355,9 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
     if modes:
         lines += ["", "## Step judge by mode (held-out EFT pairs)", "",
                   "Accuracy in % [95% Wilson] (n), then the share of pairs judged the same in both orders "
-                  "(position consistency; likelihood has no positions). The search uses the run's `judge.mode` (with `judge_eval.select`: the mode chosen below).", ""]
+                  "(position consistency; likelihood has no positions), and the pairs left without a verdict "
+                  "(counted wrong): no verdict = neither order answered (unparsable); tied = the two orders "
+                  "cancelled, the judge naming the same position whichever step stands there. The search uses the run's `judge.mode` (with `judge_eval.select`: the mode chosen below).", ""]
         head = (["run"] if multi else []) + ["model"] + modes
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in rows:
@@ -358,7 +367,11 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
             for m in modes:
                 s = row.judge_modes.get(m)
                 cons = s.get("consistency") if s else None
-                cells.append(f"{_acc_cell(s)}; consistent {_pct(cons)}" if s and cons is not None else _acc_cell(s))
+                cell = f"{_acc_cell(s)}; consistent {_pct(cons)}" if s and cons is not None else _acc_cell(s)
+                for key, what in (("failures", "no verdict"), ("ties", "tied (same position both orders)")):
+                    if s and _is_number(s.get(key)) and s[key] > 0:
+                        cell += f"; {s[key]} {what}"
+                cells.append(cell)
             lines.append("| " + " | ".join(cells) + " |")
     lines += judge_select_lines(rows, multi)
     for run, audit in shortcuts.items():

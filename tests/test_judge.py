@@ -209,6 +209,24 @@ def test_unparsable_outputs_fail_without_crashing_and_are_counted():
     assert judge.stats.both_orders == 0
 
 
+def test_rows_without_a_verdict_are_told_apart_ties_from_failures():
+    """judge_eval's summary: a position-bound judge (same letter in both orders) ties, an unreadable
+    one fails; both count as wrong, and the summary says which it was."""
+    from prm_selfreward.judges.base import missing_verdicts
+    from prm_selfreward.stages import judge_accuracy
+
+    outputs = iter(["[[A]]", "garbage", "[[A]]", "[[A]]", "garbage", "[[B]]"])
+    judge = PairwiseStepJudge(lambda prompts: [next(outputs) for _ in prompts])
+    verdicts = judge.compare([cmp("q=3", "q=1"), cmp("q=4", "q=5"), cmp("q=2", "q=0")])
+    # pair 0: A both orders (tie); pair 1: unreadable both orders (failure); pair 2: A, then B swapped.
+    rows = [{"predicted": v.verdict, "p_a": v.extra["p_a"], "consistent": v.extra["consistent"], "verdict": 0}
+            for v in verdicts]
+    assert [r["predicted"] for r in rows] == [-1, -1, 0]
+    assert missing_verdicts(rows) == {"failures": 1, "ties": 1}
+    summary = judge_accuracy(rows)
+    assert (summary["correct"], summary["failures"], summary["ties"], summary["consistency"]) == (1, 1, 1, 0.5)
+
+
 def test_callable_returning_wrong_count_is_an_error():
     judge = PairwiseStepJudge(lambda prompts: ["[[A]]"])
     with pytest.raises(ValueError, match="returned 1 outputs"):

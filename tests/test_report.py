@@ -194,6 +194,24 @@ def test_judge_panel_has_one_series_per_measured_mode(tmp_path):
     assert (run / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_tells_position_bound_ties_from_unreadable_judgments(tmp_path):
+    # A summary from before ties were counted apart: the report counts both from the judged rows.
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    result = manifest["stages"]["judge_eval/M1"]["result"]
+    result["modes"] = {"logprob": dict(result, failures=0),
+                       "generate": {"accuracy": 0.25, "ci_low": 0.05, "ci_high": 0.7, "total": 4, "failures": 3,
+                                    "consistency": 0.5}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    rows = [{"question": f"q{i}", "previous_steps": [], "step_a": "a", "step_b": "b", "verdict": 0,
+             "predicted": p, "p_a": pa} for i, (p, pa) in enumerate([(0, 1.0), (-1, 0.5), (-1, 0.5), (-1, None)])]
+    (run / "iter_1" / "judge_eval_generate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (m0, m1) = collect(run)
+    assert (m1.judge_modes["generate"]["failures"], m1.judge_modes["generate"]["ties"]) == (1, 2)
+    text = build_report(run).read_text()
+    assert "(n=4); consistent 50.0; 1 no verdict; 2 tied (same position both orders) |" in text
+
+
 def test_report_png_written_through_a_symlink_keeps_the_link(tmp_path):
     """A symlink named report.png (e.g. into a shared figures folder) stays a link: the plot is written
     atomically into its target instead of a file replacing the link."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate import EvalConfig, evaluate, resolve_prompting
-from ..judges.base import StepComparison
+from ..judges.base import StepComparison, missing_verdicts
 from ..judges.pairwise import PairwiseStepJudge, StepJudgeConfig
 from ..search import SearchConfig
 from ..stats import wilson_interval
@@ -133,7 +133,9 @@ def judge_rows_to_jsonl(
 
 def judge_accuracy(rows: Sequence[dict[str, Any]], label_key: str = "verdict") -> dict[str, Any]:
     """Accuracy of ``predicted`` against ``label_key`` (a -1 verdict counts as wrong), with its Wilson
-    interval, failures and the share of rows judged the same in both orders."""
+    interval, the rows without a verdict (``failures``: no order answered; ``ties``: the two orders
+    cancelled, :func:`~prm_selfreward.judges.base.missing_verdicts`) and the share of rows judged the
+    same in both orders."""
     labelled = [r for r in rows if r.get(label_key) in (0, 1)]
     n = len(labelled)
     correct = sum(r["predicted"] == r[label_key] for r in labelled)
@@ -141,7 +143,7 @@ def judge_accuracy(rows: Sequence[dict[str, Any]], label_key: str = "verdict") -
     low, high = wilson_interval(correct, n)
     return {
         "accuracy": correct / n if n else 0.0, "ci_low": low, "ci_high": high, "total": n, "correct": correct,
-        "failures": sum(r["predicted"] == -1 for r in labelled),
+        **missing_verdicts(labelled),
         "consistency": sum(consistent) / len(consistent) if consistent else None,
     }
 
