@@ -16,8 +16,8 @@ from typing import Any
 
 from .degeneracy import DEGENERATE_SHARE, Degeneracy, degeneracy
 from .errors import UserError
-from .judges.base import missing_verdicts
 from .io import atomic_write_bytes, atomic_write_text, read_jsonl
+from .judges.base import missing_verdicts
 from .layout import RunLayout
 from .stats import PairedComparison, paired_by_key
 
@@ -172,10 +172,17 @@ def model_degeneracy(
 
 def judge_items(path: Path) -> dict[str, bool]:
     """Judged-row key -> correct (``predicted == verdict``; a failed judgment is wrong)."""
+    return _judged_items(_labelled_judge_rows(path))
+
+
+def _labelled_judge_rows(path: Path) -> list[dict[str, Any]]:
+    """The judged rows of ``path`` that carry a gold verdict."""
+    return [r for r in _read_rows(path) if r.get("verdict") in (0, 1)]
+
+
+def _judged_items(labelled: list[dict[str, Any]]) -> dict[str, bool]:
     out: dict[str, bool] = {}
-    for r in _read_rows(path):
-        if r.get("verdict") not in (0, 1):
-            continue
+    for r in labelled:
         key = judge_item_key(r)
         while key in out:  # the same pair twice in one file: keep both, in order
             key += "+"
@@ -222,14 +229,11 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
             primary = row.judge.get("mode")
             row.judge_modes = dict(row.judge.get("modes") or ({primary: row.judge} if primary else {}))
             for mode in row.judge_modes or {None: None}:
-                path = layout.judge_eval(t, mode, primary=primary)
-                items = judge_items(path)
-                if items:
-                    row.items[f"judge {mode or primary or ''}".strip()] = items
-                if mode in row.judge_modes and "ties" not in row.judge_modes[mode]:
-                    # A summary from before ties were told from failures: both counted from the rows.
-                    labelled = [r for r in _read_rows(path) if r.get("verdict") in (0, 1)]
-                    if labelled:
+                labelled = _labelled_judge_rows(layout.judge_eval(t, mode, primary=primary))
+                if labelled:
+                    row.items[f"judge {mode or primary or ''}".strip()] = _judged_items(labelled)
+                    if mode in row.judge_modes and "ties" not in row.judge_modes[mode]:
+                        # A summary from before ties were told from failures: both counted from the rows.
                         row.judge_modes[mode] = {**row.judge_modes[mode], **missing_verdicts(labelled)}
         row.pairs = result(f"pairs/M{t}")
         row.search = result(f"search/M{t}")
