@@ -10,7 +10,8 @@ out a run directory that ``prm-sr iterate --resume`` continues:
 ``seed/``                           built again from the data directory with the run's seed config, and
                                     the result must equal the published one (else: an error, nothing
                                     written)
-``iter_<t>/eval/``                  copied (the completions, verdicts and summaries: the report's input)
+``iter_<t>/eval/``                  copied (the completions, verdicts and summaries: the report's input),
+                                    each record's dropped ``prompt`` back as an empty string
 ``iter_<t>/judge_eval*.jsonl``      copied, each row's text taken back from ``seed/eft_heldout.jsonl``
 ``iter_<t>/model``                  M(t-1) with the published adapter merged in (the trained weights up
                                     to float rounding of the merge: bit for bit the model the run saved)
@@ -136,6 +137,8 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
         if not src.eval_dir(t).is_dir():
             return "its records are not in the published folder"
         shutil.copytree(src.eval_dir(t), dst.eval_dir(t), dirs_exist_ok=True)
+        for path in sorted(dst.eval_dir(t).glob("*.jsonl")):  # records: their ``prompt`` back, empty
+            write_jsonl(path, [_with_empty_prompt(row) for row in read_jsonl(path)])
         return None
     if family == "seed":
         # ``files`` names the run directory's own paths; every other entry is a count or a figure.
@@ -199,6 +202,19 @@ def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages
             atomic_copy(*files)
         return None
     return f"restore does not know stage {name!r}"
+
+
+def _with_empty_prompt(row: dict[str, Any]) -> dict[str, Any]:
+    """A published eval record with the ``prompt`` publish dropped back, empty, in its place after ``id``
+    (an :class:`~prm_selfreward.records.EvalRecord` requires it; the benchmark text is not published)."""
+    if "prompt" in row:
+        return row
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "id":
+            out["prompt"] = ""
+    return out
 
 
 def _has_templates(rows: list[dict[str, Any]]) -> bool:

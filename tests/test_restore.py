@@ -11,6 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import prm_selfreward.evaluate as ev
 import prm_selfreward.loop as loop
 import prm_selfreward.stages.run as S
 from prm_selfreward.errors import UserError
@@ -129,7 +130,8 @@ def test_restore_refuses_an_occupied_directory_and_changed_seed_data(published_r
         restore_run(edited, tmp_path / "r2", data_dir=str(data_dir), log=lambda msg: None)
 
 
-def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, tmp_path, data_dir):
+def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, tmp_path, tiny_model_dir, data_dir,
+                                                                monkeypatch):
     """A session that ends mid-evaluation keeps the problems it did: the stage resumes from them."""
     _, published = published_run
     cut = tmp_path / "cut"
@@ -144,7 +146,29 @@ def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, t
     assert counts["restored"][-1] == "eval/M1" and counts["dropped"][0] == "judge_eval/M1"
     restored = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert restored["stages"]["eval/M1"]["status"] == "running"
-    assert read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl") == kept
+    # Publish drops the benchmark text: the restored record has its prompt back, empty, and the resumed
+    # stage reads it (it did not: EvalRecord requires a prompt) and generates only the problems it lacks.
+    assert "prompt" not in kept[0]
+    assert read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl") == [{"id": kept[0]["id"], "prompt": "",
+                                                                                **kept[0]}]
+    solved: list[str] = []
+    real_solve = ev._solve_chunk
+
+    def solve(generator, chunk, *args):
+        solved.extend(p.id for p in chunk)
+        return real_solve(generator, chunk, *args)
+
+    def session_ends(run, t):
+        raise KeyboardInterrupt("stop after eval/M1")
+
+    monkeypatch.setattr(ev, "_solve_chunk", solve)
+    monkeypatch.setattr(S, "evaluate_judge", session_ends)
+    config = loop.prepare_run_dir(tmp_path / "r", smoke_config(tiny_model_dir, data_dir), resume=True)
+    with pytest.raises(KeyboardInterrupt):
+        loop.iterate(config, tmp_path / "r", log=lambda msg: None)
+    resumed = read_jsonl(tmp_path / "r" / "iter_1" / "eval" / "gsm8k.jsonl")
+    assert resumed[0]["id"] == kept[0]["id"] and resumed[0]["completion"] == kept[0]["completion"]
+    assert kept[0]["id"] not in solved and len(resumed) == len(read_jsonl(published / "iter_1" / "eval" / "gsm8k.jsonl"))
 
 
 def test_an_interrupted_search_resumes_from_its_published_chunks(published_run, tmp_path, tiny_model_dir,
