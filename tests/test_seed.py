@@ -413,3 +413,12 @@ def test_eft_to_sft_verdict_first_puts_the_tag_where_the_logprob_judge_reads(bui
         assert rec["completion"] == f"{tag} {row['explanation'].strip()}"
         assert parse_verdict(rec["completion"]) == row["verdict"]
     assert [r["prompt"] for r in eft_to_sft(records, verdict_first=True)] == [r["prompt"] for r in eft_to_sft(records)]
+
+
+def test_eft_to_sft_without_explanation_trains_the_verdict_alone(built) -> None:
+    _, rows, _ = built
+    records = rows["eft_train"][:50]
+    bare = eft_to_sft(records, explanation=False)
+    assert [r["completion"] for r in bare] == ["[[A]]" if r["verdict"] == 0 else "[[B]]" for r in records]
+    assert {r["completion"] for r in bare} == {"[[A]]", "[[B]]"}  # balanced labels stay balanced
+    assert [r["prompt"] for r in bare] == [r["prompt"] for r in eft_to_sft(records)]

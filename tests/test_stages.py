@@ -127,3 +127,18 @@ def test_every_long_stage_reports_progress_in_a_log(run, data_dir, capsys):
         mine = [text for name, text in lines if name == label]
         assert mine[0].startswith("started, ") and mine[-1].startswith("done, "), mine
         assert any(re.search(r"\d+/\d+ \w+ \(\d+%\), .*elapsed \d+s, ETA ", text) for text in mine), mine
+
+
+def test_m1s_sft_records_follow_the_seed_datas_eft_target(run):
+    """seed_data.eft_explanation: false gives M1's SFT the judgments' verdicts alone; the IFT records and
+    the judge prompts are the same as with the explanations."""
+    S.build_seed(run)
+    with_explanations = S.sft_records(run)
+    run.config.seed_data.eft_explanation = False
+    bare = S.sft_records(run)
+    eft = len(read_jsonl(run.layout.eft_train))
+    assert eft and len(bare) == len(with_explanations)
+    assert [r["prompt"] for r in bare] == [r["prompt"] for r in with_explanations]
+    assert bare[:-eft] == with_explanations[:-eft]  # the IFT solutions
+    assert {r["completion"] for r in bare[-eft:]} <= {"[[A]]", "[[B]]"}
+    assert all(len(r["completion"]) > 5 for r in with_explanations[-eft:])

@@ -35,7 +35,14 @@ from prm_selfreward.train.common import (
 )
 from prm_selfreward.train.config import DPOTrainConfig, SFTTrainConfig
 from prm_selfreward.train.dpo import build_step_dpo_trainer, pair_to_dict, prepare_pairs, train_step_dpo
-from prm_selfreward.train.sft import build_sft_trainer, tokenize_sft_records, train_sft
+from prm_selfreward.train.sft import (
+    RecordMeanSFTTrainer,
+    build_sft_trainer,
+    record_mean_loss,
+    records_with_targets,
+    tokenize_sft_records,
+    train_sft,
+)
 
 QUESTION = "Problem: What is 2 + 3?\n"
 # As the step search writes them: the prompt ends with "Step l:", the completion starts with the space
@@ -299,6 +306,73 @@ def test_train_sft_end_to_end(tiny_model_dir, tmp_path):
     assert result.steps == 1 and result.examples == 2 and result.train_loss > 0
     assert read_train_result(out) == result
     assert {"model.safetensors", "config.json", "tokenizer.json", COMPLETE_MARKER} <= {p.name for p in out.iterdir()}
+    assert not torch.equal(_state(out)["model.layers.0.mlp.up_proj.weight"],
+                           _state(tiny_model_dir)["model.layers.0.mlp.up_proj.weight"])
+
+
+# --------------------------------------------------------------------------- loss_average: record
+
+
+def test_record_mean_loss_weighs_a_short_record_as_much_as_a_long_one():
+    log_probs = torch.zeros(2, 201)
+    mask = torch.zeros(2, 201, dtype=torch.bool)
+    log_probs[0, 1:5], mask[0, 1:5] = -1.0, True  # a 4-token verdict, 1 nat per token
+    log_probs[1, 1:], mask[1, 1:] = -0.1, True  # a 200-token solution, 0.1 nat per token
+    # Each record's mean, averaged over the records; TRL's token mean would be (4 + 20) / 204 = 0.118.
+    assert record_mean_loss(log_probs, mask, records=2).item() == pytest.approx(0.55)
+    # Split over two micro-batches of one gradient-accumulation step: the parts sum to the same.
+    parts = record_mean_loss(log_probs[:1], mask[:1], 2) + record_mean_loss(log_probs[1:], mask[1:], 2)
+    assert parts.item() == pytest.approx(0.55)
+    # A row without a trained token adds nothing and is not counted by records_with_targets.
+    labels = torch.tensor([[-100, 5, 6], [7, -100, -100], [-100, -100, 3]])
+    assert records_with_targets(labels) == 2
+
+
+def _record_means(model, rows) -> list[float]:
+    """Each row's mean next-token NLL over its trained labels, from the plain (unfused) forward."""
+    means = []
+    with torch.no_grad():
+        for row in rows:
+            logits = model(input_ids=torch.tensor([row["input_ids"]])).logits[0, :-1]
+            labels = torch.tensor(row["labels"][1:])
+            means.append(torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100).item())
+    return means
+
+
+def test_record_average_trainer_loss_over_an_accumulated_step(tiny_model_dir, tmp_path):
+    """One record per micro-batch, two micro-batches per optimizer step: the losses the trainer backprops
+    sum to the mean of the two records' mean token losses, not to their token-weighted mean."""
+    records = [{"prompt": "Which step is better?", "completion": "[[A]]"},
+               {"prompt": "What is 2 + 3?", "completion": "Step 1: 2 + 3 = 5. " * 12 + "\\boxed{5}"}]
+    config = SFTTrainConfig(**{**FAST, "per_device_batch_size": 1}, loss_average="record")
+    trainer, _, _, examples = build_sft_trainer(tiny_model_dir, records, config, tmp_path / "s")
+    assert isinstance(trainer, RecordMeanSFTTrainer) and trainer.args.gradient_accumulation_steps == 2
+    lengths = [sum(label != -100 for label in row["labels"][1:]) for row in examples.rows]
+    assert lengths[1] > 10 * lengths[0]
+    means = _record_means(trainer.model, examples.rows)
+
+    trainer.model.train()
+    batches, _ = trainer.get_batch_samples(iter(trainer.get_train_dataloader()), 2, trainer.args.device)
+    assert trainer._records_in_step == 2
+    # training_step: the loss as backpropagated (after transformers' gradient-accumulation scaling)
+    losses = [trainer.training_step(trainer.model, b, None).item() for b in batches]
+    assert sum(losses) == pytest.approx(sum(means) / 2, rel=1e-4)
+    token_mean = sum(m * n for m, n in zip(means, lengths, strict=True)) / sum(lengths)
+    assert sum(losses) != pytest.approx(token_mean, rel=1e-3)  # a random model's records differ by ~1%
+    # TRL's own trainer (the default, loss_average: token) averages over the step's tokens instead.
+    default, _, _, _ = build_sft_trainer(tiny_model_dir, records, SFTTrainConfig(**{**FAST, "per_device_batch_size": 1}),
+                                         tmp_path / "t")
+    assert not isinstance(default, RecordMeanSFTTrainer)
+    default.model.train()
+    batches, tokens = default.get_batch_samples(iter(default.get_train_dataloader()), 2, default.args.device)
+    losses = [default.training_step(default.model, b, tokens).item() for b in batches]
+    assert sum(losses) == pytest.approx(token_mean, rel=1e-4)
+
+
+def test_train_sft_with_the_record_average(tiny_model_dir, tmp_path):
+    out = tmp_path / "m1"
+    result = train_sft(tiny_model_dir, SFT_RECORDS, out, SFTTrainConfig(**FAST, loss_average="record"))
+    assert result.steps == 1 and result.train_loss > 0
     assert not torch.equal(_state(out)["model.layers.0.mlp.up_proj.weight"],
                            _state(tiny_model_dir)["model.layers.0.mlp.up_proj.weight"])
 

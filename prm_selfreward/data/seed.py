@@ -120,6 +120,13 @@ class SeedConfig:
         "explanation).",
     )
 
+    eft_explanation: bool = option(
+        True,
+        help="EFT targets hold the judge's explanation (the paper's); false: the [[A]]/[[B]] verdict alone, so "
+        "every trained token of a judgment is its verdict (teaches the logprob judge; the generate judge then "
+        "learns to answer with the bare verdict). Pair with sft.loss_average: record (docs/step-judge.md).",
+    )
+
     def validate(self) -> None:
         for name, value in (
             ("ift_examples", self.ift_examples),
@@ -815,16 +822,20 @@ def eft_record(candidate: EFTCandidate, verdict: int) -> dict[str, Any]:
     }
 
 
-def eft_to_sft(records: Sequence[dict[str, Any]], verdict_first: bool = False) -> list[dict[str, str]]:
+def eft_to_sft(
+    records: Sequence[dict[str, Any]], verdict_first: bool = False, explanation: bool = True
+) -> list[dict[str, str]]:
     """EFT records -> ``{prompt, completion}`` for the SFT trainer: the pairwise judge message (a
     message, not chat-formatted) and the explanation followed by the ``[[A]]``/``[[B]]`` verdict (with
-    ``verdict_first``: the verdict, then the explanation; see :func:`pairwise_step_target`)."""
+    ``verdict_first``: the verdict, then the explanation; without ``explanation``: the verdict alone; see
+    :func:`pairwise_step_target`)."""
     from ..judges.prompts import pairwise_step_message, pairwise_step_target
 
     return [
         {
             "prompt": pairwise_step_message(r["question"], r["previous_steps"], r["step_a"], r["step_b"]),
-            "completion": pairwise_step_target(r["explanation"], int(r["verdict"]), verdict_first),
+            "completion": pairwise_step_target(r["explanation"] if explanation else "", int(r["verdict"]),
+                                               verdict_first),
         }
         for r in records
     ]

@@ -139,7 +139,9 @@ def sft_records(run: RunContext) -> list[dict[str, Any]]:
         return ift + instruct_sft_records(run.layout.seed_dir)
     from ..data.seed import eft_to_sft
 
-    return ift + eft_to_sft(read_jsonl(run.layout.eft_train), verdict_first=run.config.seed_data.eft_verdict_first)
+    seed = run.config.seed_data
+    return ift + eft_to_sft(read_jsonl(run.layout.eft_train), verdict_first=seed.eft_verdict_first,
+                            explanation=seed.eft_explanation)
 
 
 def training_command(

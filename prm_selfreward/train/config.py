@@ -182,12 +182,23 @@ class TrainConfigBase:
         )
 
 
+LOSS_AVERAGES = ("token", "record")
+"""How SFT averages its per-token loss: over the batch's tokens (TRL's) or per record, then over records."""
+
+
 @dataclass
 class SFTTrainConfig(TrainConfigBase):
     """Supervised fine-tuning on IFT + EFT seed data (M0 -> M1); loss on the completion only."""
 
     learning_rate: float = option(1e-6, minimum=0.0, exclusive_minimum=True, help="Peak learning rate (paper: 1e-6).")
     epochs: float = option(3.0, minimum=0.0, exclusive_minimum=True, help="Passes over the seed data (paper: 3).")
+    loss_average: str = option(
+        "token",
+        choices=LOSS_AVERAGES,
+        help="token: the loss is the mean over every completion token of the batch (TRL's), so a record weighs "
+        "as much as it has tokens; record: each record's mean token loss, averaged over the records, so a "
+        "4-token judge verdict weighs as much as a 200-token solution (docs/training.md).",
+    )
 
     def trl_kwargs(self, output_dir: str, processes: int | None = None) -> dict[str, Any]:
         kwargs = super().trl_kwargs(output_dir, processes)

@@ -6,6 +6,10 @@ are tokenised separately (clean boundary) and the completion ends in EOS, becaus
 whole solutions and EFT completions whole judgments. The loss is on the completion tokens only (the
 prompt's labels are -100). We hand SFTTrainer the tokenised ``input_ids`` / ``labels``, so TRL's own
 tokenisation (which joins prompt and completion) is skipped.
+
+``loss_average: record`` (:class:`RecordMeanSFTTrainer`) weighs every record the same: TRL averages the
+loss over the batch's completion tokens, so in IFT + EFT data a judgment's 4-token verdict is a sliver
+of what the solutions' hundreds of tokens contribute (1.5% of the showcase's SFT tokens).
 """
 
 from __future__ import annotations
@@ -76,6 +80,54 @@ def tokenize_sft_records(records: Iterable[Mapping[str, Any]], tokenizer: Any, m
     return out
 
 
+def record_mean_loss(token_log_probs: Any, label_mask: Any, records: int) -> Any:
+    """The negative log-likelihood averaged per record, then summed over the rows and divided by
+    ``records``, the records of the whole optimizer step (every micro-batch of its gradient accumulation).
+
+    ``token_log_probs`` and ``label_mask`` are ``(rows, positions)``: each trained token's log-probability
+    (zero elsewhere) and whether the position is trained. A row with no trained token adds nothing. The
+    micro-batches' losses sum to the mean over the step's records of each record's mean token loss.
+    """
+    mask = label_mask.to(token_log_probs.dtype)
+    tokens = mask.sum(dim=1)
+    per_record = -(token_log_probs * mask).sum(dim=1) / tokens.clamp(min=1)
+    return per_record.sum() / max(int(records), 1)
+
+
+def records_with_targets(labels: Any) -> int:
+    """Rows of a ``labels`` batch with at least one trained token (a label other than -100 after the
+    first position, which no causal LM predicts)."""
+    return int((labels[..., 1:] != -100).any(dim=-1).sum())
+
+
+class RecordMeanSFTTrainer(SFTTrainer):
+    """``trl.SFTTrainer`` whose training loss weighs each record equally (:func:`record_mean_loss`).
+
+    The records of an optimizer step are counted where transformers gathers its micro-batches
+    (``get_batch_samples``); the loss comes from TRL's fused LM head (per-token log-probabilities without
+    the full logits, as TRL's own loss) and is already scaled for gradient accumulation
+    (``loss_is_scaled_for_ga``). Under DDP each process averages over its own records and the gradients
+    are averaged across processes: the same as one process when processes hold equal counts of records
+    (all but the last step of an epoch). Evaluation keeps TRL's token average.
+    """
+
+    loss_is_scaled_for_ga = True
+    _records_in_step = 0
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self._records_in_step = sum(records_with_targets(b["labels"]) for b in batch_samples)
+        return batch_samples, num_items
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**{**inputs, "use_cache": False}, fused_lm_head=True)
+        loss = record_mean_loss(outputs.log_probs, outputs.label_mask, self._records_in_step)
+        return (loss, outputs) if return_outputs else loss
+
+
 def build_sft_trainer(
     model: str | os.PathLike[str],
     records: Iterable[Mapping[str, Any]],
@@ -103,7 +155,8 @@ def build_sft_trainer(
             f"no usable SFT records ({len(records)} given, {examples.dropped_too_long} longer than "
             f"max_length={config.max_length}, {examples.dropped_empty} empty)"
         )
-    trainer = SFTTrainer(
+    trainer_class = RecordMeanSFTTrainer if config.loss_average == "record" else SFTTrainer
+    trainer = trainer_class(
         model=lm,
         args=args,
         train_dataset=Dataset.from_list(examples.rows),
