@@ -64,13 +64,17 @@ def _family(stage: str) -> tuple[str, int | None]:
 
 
 def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None = None,
-                log: Any = print) -> dict[str, Any]:
+                log: Any = print, redo: str | None = None) -> dict[str, Any]:
     """Lay out ``run_dir`` from the published folder ``published`` so ``iterate --resume`` continues it.
 
-    ``data_dir`` overrides the run config's data directory (the benchmark data on this machine). Returns
-    ``{"restored": [stage, ...], "dropped": [stage, ...]}``. Raises :class:`UserError` when ``run_dir``
-    already holds a run, ``published`` holds no published run, or a rebuilt artifact differs from the
-    published one (seed data, training problems): then the data or the code changed since the run."""
+    ``data_dir`` overrides the run config's data directory (the benchmark data on this machine). ``redo``
+    names a stage (``"train/M1"`` or its full name ``"train/M1 (SFT)"``) to drop with every stage after
+    it although they could be rebuilt: the resumed run does them again, with whatever ``--resume --set``
+    changes (an ablation that reuses the stages before it, e.g. M0's evaluation, for another SFT recipe).
+    Returns ``{"restored": [stage, ...], "dropped": [stage, ...]}``. Raises :class:`UserError` when
+    ``run_dir`` already holds a run, ``published`` holds no published run, ``redo`` names none of its
+    stages (before anything is written), or a rebuilt artifact differs from the published one (seed data,
+    training problems): then the data or the code changed since the run."""
     from .run_config import RunConfig
     from .stages.context import RunContext
 
@@ -85,6 +89,8 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
     config = from_dict(RunConfig, saved)
     manifest = json.loads(src.manifest.read_text(encoding="utf-8"))
     stages: dict[str, Any] = manifest.get("stages", {})
+    names = list(stages)
+    first_redone = _stage_named(redo, names) if redo is not None else None
 
     dst.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dst.manifest, {**manifest, "stages": {}})
@@ -92,10 +98,13 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
     run = RunContext(dst.root, config, log)
     run.manifest.data.pop("base_model", None)  # another machine's cache path: resolved again here
 
-    names = list(stages)
     restored: list[str] = []
     dropped: list[str] = []
     for i, name in enumerate(names):
+        if name == first_redone:
+            dropped = names[i:]
+            log(f"restore: {name}: to be done again (--redo); dropped with the {len(dropped) - 1} stage(s) after it")
+            break
         entry = stages[name]
         finished = entry.get("status") == "done"
         # An evaluation killed mid-way resumes per item, so its records are worth keeping.
@@ -118,13 +127,23 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
             break
     if dropped:
         run.manifest.data.pop("status", None)  # no longer finished
-    run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped}
+    run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped,
+                                     **({"redo": first_redone} if first_redone else {})}
     run.manifest.save()
     for src_file in (src.report_md, src.report_png):
         if src_file.is_file():
             atomic_copy(src_file, dst.root / src_file.name)
     run.release()
     return {"restored": restored, "dropped": dropped}
+
+
+def _stage_named(redo: str, names: list[str]) -> str:
+    """The published stage ``redo`` names: its full name or its name without the parenthesis
+    (``"train/M1"`` for ``"train/M1 (SFT)"``)."""
+    for name in names:
+        if redo.strip() in (name, name.split(" (")[0]):
+            return name
+    raise UserError(f"--redo {redo!r}: the published run has no such stage; its stages: {', '.join(names)}")
 
 
 def _restore_stage(run: Any, src: RunLayout, name: str, names: list[str], stages: dict[str, Any]) -> str | None:

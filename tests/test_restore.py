@@ -130,6 +130,40 @@ def test_restore_refuses_an_occupied_directory_and_changed_seed_data(published_r
         restore_run(edited, tmp_path / "r2", data_dir=str(data_dir), log=lambda msg: None)
 
 
+def test_redo_drops_a_stage_and_the_rest_so_the_resumed_run_does_them_with_new_settings(
+        published_run, tmp_path, tiny_model_dir, data_dir, monkeypatch):
+    """An ablation of the SFT recipe reuses M0's evaluation, the seed data and M0's judge figures."""
+    _, published = published_run
+    with pytest.raises(UserError, match="no such stage.*train/M1 \\(SFT\\)"):
+        restore_run(published, tmp_path / "nothing", data_dir=str(data_dir), log=lambda msg: None, redo="train/M9")
+    assert not (tmp_path / "nothing").exists()  # refused before anything is written
+
+    target = tmp_path / "branch"
+    _cli(["restore", str(published), "--run-dir", str(target), "--data-dir", str(data_dir), "--redo", "train/M1"])
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["eval/M0", "seed", "judge_eval/M0"]
+    assert manifest["restored"]["redo"] == "train/M1 (SFT)"
+    assert manifest["restored"]["dropped_stages"][:2] == ["train/M1 (SFT)", "eval/M1"]
+    assert not (target / "iter_1").exists()
+
+    seen = []
+
+    def train_m1(run):  # the SFT the branch runs: stop there, the settings are what matter
+        seen.append(run.config.sft.loss_average)
+        raise KeyboardInterrupt
+
+    called = []
+    monkeypatch.setattr(S, "train_m1", train_m1)
+    monkeypatch.setattr(S, "evaluate_model", lambda *a, **k: called.append("evaluate_model"))
+    config = loop.prepare_run_dir(target, smoke_config(tiny_model_dir, data_dir), resume=True,
+                                  overrides={"sft": {"loss_average": "record"}})
+    with pytest.raises(KeyboardInterrupt):
+        loop.iterate(config, target, log=lambda msg: None)
+    assert seen == ["record"] and called == []  # M0's evaluation reused, M1 trained with the new setting
+    changes = json.loads((target / "manifest.json").read_text())["config_changes"]
+    assert changes[-1]["set"] == {"sft.loss_average": "record"}
+
+
 def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, tmp_path, tiny_model_dir, data_dir,
                                                                 monkeypatch):
     """A session that ends mid-evaluation keeps the problems it did: the stage resumes from them."""
