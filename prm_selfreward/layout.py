@@ -5,6 +5,7 @@ module spells a run-directory path. Layout (``runs/<name>/``)::
 
     config.yaml            the resolved run config (written once; a resume reads it back)
     manifest.json          versions, seed, and the status, wall time and result of every stage
+    base_vocab.json        with model.trim_vocab: the kept token ids of M0's trimmed vocabulary
     seed/                  ift.jsonl, eft_train.jsonl, eft_heldout.jsonl, summary.json
                            (task instruct: also its 5-point judge seed files, see data/seed_instruct.py)
     iter_0/                M0 (the base model): eval/, judge_eval.jsonl (+ judge_eval_<mode>.jsonl
@@ -49,6 +50,12 @@ class RunLayout:
     @property
     def report_png(self) -> Path:
         return self.root / "report.png"
+
+    @property
+    def base_vocab(self) -> Path:
+        """With ``model.trim_vocab``: the kept ids of M0's trimmed vocabulary (the run's own, rebuilt
+        exactly on another machine)."""
+        return self.root / "base_vocab.json"
 
     # -- seed data ----------------------------------------------------------------------------------
     @property

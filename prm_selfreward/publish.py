@@ -11,6 +11,8 @@ gigabytes. :func:`publish_run` copies the rest, laid out as in the run directory
 ========================================  =====================================================
 ``report.md``, ``report.png``             as written by the run
 ``manifest.json``, ``config.yaml``        every stage's status, wall time and result; the config
+``base_vocab.json``                       with ``model.trim_vocab``: M0's kept token ids, from which
+                                          ``prm-sr restore`` rebuilds exactly the run's vocabulary
 ``seed/summary.json``                     seed sizes, corruption kinds, the shortcut audit
 ``iter_<t>/eval/summary.json``            accuracy per benchmark
 ``iter_<t>/eval/<benchmark>.jsonl``       per problem: id, completion, extracted answer, gold,
@@ -185,7 +187,7 @@ def publish_run(run_dir: str | Path, out_dir: str | Path) -> dict[str, int]:
     files = records = malformed = 0
     for src, dst in [(run.report_md, out.report_md), (run.report_png, out.report_png),
                      (run.manifest, out.manifest), (run.config, out.config),
-                     (run.seed_summary, out.seed_summary)]:
+                     (run.base_vocab, out.base_vocab), (run.seed_summary, out.seed_summary)]:
         if src.exists():
             _copy_file(src, dst)
             files += 1

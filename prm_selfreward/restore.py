@@ -7,6 +7,9 @@ out a run directory that ``prm-sr iterate --resume`` continues:
 
 =================================  ====================================================================
 ``config.yaml``, ``manifest.json``  copied; stages the folder cannot rebuild are dropped (below)
+``base_vocab.json``                 copied: M0 is trimmed to exactly the run's vocabulary (a folder
+                                    published without it: trimmed again from this machine's corpus,
+                                    which may keep other tokens; said in the log and the manifest)
 ``seed/``                           built again from the data directory with the run's seed config, and
                                     the result must equal the published one (else: an error, nothing
                                     written)
@@ -95,8 +98,15 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
     dst.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dst.manifest, {**manifest, "stages": {}})
     dst.config.write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    if src.base_vocab.is_file():
+        atomic_copy(src.base_vocab, dst.base_vocab)
     run = RunContext(dst.root, config, log)
     run.manifest.data.pop("base_model", None)  # another machine's cache path: resolved again here
+    vocabulary = "published" if src.base_vocab.is_file() else None
+    if config.model.trim_vocab and vocabulary is None:
+        vocabulary = "trimmed again from this machine's corpus (not published)"
+        log(f"restore: {published} does not hold M0's trimmed vocabulary ({src.base_vocab.name}, published since "
+            "2026-12-07): M0 is trimmed again from this machine's corpus, which may keep other tokens than the run's")
 
     restored: list[str] = []
     dropped: list[str] = []
@@ -128,7 +138,8 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
     if dropped:
         run.manifest.data.pop("status", None)  # no longer finished
     run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped,
-                                     **({"redo": first_redone} if first_redone else {})}
+                                     **({"redo": first_redone} if first_redone else {}),
+                                     **({"base_vocabulary": vocabulary} if vocabulary else {})}
     run.manifest.save()
     for src_file in (src.report_md, src.report_png):
         if src_file.is_file():

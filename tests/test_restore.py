@@ -300,3 +300,47 @@ def test_a_training_published_mid_way_continues_from_its_checkpoint(tmp_path, ti
     publish_run(target, published)  # M1 is trained now: the checkpoint is no longer published
     assert not checkpoint.exists()
     assert (published / "iter_1" / "model" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_a_trimmed_run_is_restored_on_its_own_vocabulary_whatever_the_corpus_keeps(tmp_path, tiny_model_dir, data_dir,
+                                                                                    monkeypatch):
+    """``base_vocab.json`` rebuilds M0 exactly although this machine's corpus (other data, another package
+    version) trims to other tokens; a folder published without it is trimmed again, and says so."""
+    import prm_selfreward.models.trim as trim
+
+    corpus = ["Step 1: Natalia sold 48/2 = 24 clips in May.", "The final answer is \\boxed{5}."]
+    monkeypatch.setattr(trim, "default_corpus", lambda root: list(corpus))
+    monkeypatch.setenv("PRM_SR_CACHE_DIR", str(tmp_path / "cache"))
+    config = smoke_config(tiny_model_dir, data_dir, model={"trim_vocab": True}, sft=LORA, iterations=0)
+    run_dir, published = tmp_path / "run", tmp_path / "published"
+    loop.iterate(loop.prepare_run_dir(run_dir, config, resume=False), run_dir, log=lambda msg: None)
+    publish_run(run_dir, published)
+    base = json.loads((run_dir / "manifest.json").read_text())["base_model"]
+    original = trim.read_trim_info(base["path"])["kept_ids"]
+    vocab = json.loads((published / "base_vocab.json").read_text())
+    assert vocab["kept_ids"] == original and vocab["sha256"] == base["vocabulary_sha256"] == \
+        trim.vocabulary_sha256(original)
+
+    # Another machine: another cache, and a corpus that keeps more tokens.
+    corpus.append("Natalia sold 72 clips altogether in April and May.")
+    monkeypatch.setenv("PRM_SR_CACHE_DIR", str(tmp_path / "cache2"))
+    today = trim.read_trim_info(trim.trimmed_model_dir(str(tiny_model_dir), data_dir=data_dir, verbose=False))
+    assert today["kept_ids"] != original  # else this test shows nothing
+    logs: list[str] = []
+    restore_run(published, tmp_path / "restored", data_dir=str(data_dir), log=logs.append)
+    restored = loop.RunContext(tmp_path / "restored", config, log=lambda msg: None)
+    assert trim.read_trim_info(restored.model_spec(0))["kept_ids"] == original
+    rebuilt, trained = _weights(tmp_path / "restored" / "iter_1" / "model"), _weights(run_dir / "iter_1" / "model")
+    assert set(rebuilt) == set(trained) and all(torch.equal(rebuilt[k], trained[k]) for k in trained)
+    assert json.loads((tmp_path / "restored" / "manifest.json").read_text())["restored"]["base_vocabulary"] == "published"
+    assert not any("does not hold M0's trimmed vocabulary" in m for m in logs)
+
+    # Published before base_vocab.json was: today's corpus decides, and the log and the manifest say so.
+    (published / "base_vocab.json").unlink()
+    logs.clear()
+    restore_run(published, tmp_path / "old", data_dir=str(data_dir), log=logs.append)
+    assert any("does not hold M0's trimmed vocabulary" in m for m in logs)
+    assert json.loads((tmp_path / "old" / "manifest.json").read_text())["restored"]["base_vocabulary"].startswith(
+        "trimmed again")
+    old = loop.RunContext(tmp_path / "old", config, log=lambda msg: None)
+    assert trim.read_trim_info(old.model_spec(0))["kept_ids"] == today["kept_ids"]

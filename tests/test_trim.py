@@ -6,6 +6,7 @@ the cached copy of the loop is made once."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from prm_selfreward.models.trim import (
     tokenization_mismatches,
     trim_model,
     trimmed_model_dir,
+    vocabulary_sha256,
 )
 
 # A small corpus: the trimmed tiny tokenizer keeps well under its 512 tokens.
@@ -170,10 +172,28 @@ def test_trimmed_model_dir_is_made_once_and_redone_when_incomplete(tiny_model_di
     again = trimmed_model_dir(str(tiny_model_dir), data_dir=tmp_path / "data", cache=cache, verbose=False)
     assert again == first and read_trim_info(again) is not None
     assert not list(first.parent.glob(f".tmp-{first.name}-*"))
-    # Another corpus, another cached copy.
-    (data / "train.jsonl").write_text(json.dumps({"question": "Another problem entirely."}) + "\n")
+    # The same ids asked for explicitly: the corpus's copy, not a second one.
+    kept = read_trim_info(first)["kept_ids"]
+    assert trimmed_model_dir(str(tiny_model_dir), data_dir=tmp_path / "data", cache=cache, verbose=False,
+                             kept_ids=kept) == first
+    # Another corpus, another cached copy; asked for the first vocabulary, it rebuilds exactly that one.
+    (data / "train.jsonl").write_text(json.dumps({"question": OTHER[0]}) + "\n")
     other = trimmed_model_dir(str(tiny_model_dir), data_dir=tmp_path / "data", cache=cache, verbose=False)
-    assert other != first
+    assert other != first and read_trim_info(other)["kept_ids"] != kept
+    shutil.rmtree(first)
+    exact = trimmed_model_dir(str(tiny_model_dir), data_dir=tmp_path / "data", cache=cache, verbose=False,
+                              kept_ids=kept)
+    assert exact not in (first, other) and read_trim_info(exact)["kept_ids"] == kept
+    token_of = {i: t for t, i in AutoTokenizer.from_pretrained(tiny_model_dir).get_vocab().items()}
+    assert AutoTokenizer.from_pretrained(exact).get_vocab() == {token_of[old]: new for new, old in enumerate(kept)}
+
+
+def test_kept_ids_must_be_sorted_distinct_ids_of_the_tokenizer(tiny_model_dir, tmp_path):
+    full = len(AutoTokenizer.from_pretrained(tiny_model_dir))
+    for bad in ([3, 2], [2, 2, 5], [], [0, full]):
+        with pytest.raises(UserError, match="sorted distinct ids"):
+            trim_model(tiny_model_dir, tmp_path / "out", CORPUS, kept_ids=bad)
+        assert not (tmp_path / "out").exists()
 
 
 def test_run_with_trim_vocab_starts_from_the_trimmed_copy(tiny_model_dir, tmp_path, monkeypatch):
@@ -198,10 +218,25 @@ def test_run_with_trim_vocab_starts_from_the_trimmed_copy(tiny_model_dir, tmp_pa
     # The corpus changes (a new package version, new data): a resumed run keeps its recorded M0, a new run
     # trims anew.
     with (data / "test.jsonl").open("a") as f:
-        f.write(json.dumps({"question": "Zebras quickly vexed the jumping fox."}) + "\n")
+        f.write(json.dumps({"question": OTHER[0]}) + "\n")  # tokens the corpus did not have
     assert loop.RunContext(tmp_path / "run", config, log=lambda msg: None).model_spec(0) == spec
     fresh = loop.RunContext(tmp_path / "run3", config, log=lambda msg: None).model_spec(0)
     assert fresh != spec and read_trim_info(fresh)["not_exact"] == 0
+    kept = read_trim_info(spec)["kept_ids"]
+    assert read_trim_info(fresh)["kept_ids"] != kept
+    # The run wrote its vocabulary; with the recorded copy gone (an emptied cache, another machine), the
+    # resumed run rebuilds exactly it, not what today's corpus keeps.
+    vocab = json.loads((tmp_path / "run" / "base_vocab.json").read_text())
+    assert vocab["kept_ids"] == kept and vocab["sha256"] == vocabulary_sha256(kept)
+    shutil.rmtree(spec)
+    resumed = loop.RunContext(tmp_path / "run", config, log=lambda msg: None)
+    rebuilt = resumed.model_spec(0)
+    assert rebuilt not in (spec, fresh) and read_trim_info(rebuilt)["kept_ids"] == kept
+    assert resumed.manifest.data["base_model"]["path"] == rebuilt
+    # A recorded copy that keeps other ids than the run's vocabulary: one clear error, not a silent other M0.
+    (tmp_path / "run3" / "base_vocab.json").write_text((tmp_path / "run" / "base_vocab.json").read_text())
+    with pytest.raises(UserError, match="keeps other tokens than this run's vocabulary"):
+        loop.RunContext(tmp_path / "run3", config, log=lambda msg: None).model_spec(0)
 
 
 def test_trim_vocab_without_data_dir_is_a_user_error(tiny_model_dir, tmp_path, monkeypatch):

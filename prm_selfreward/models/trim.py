@@ -404,13 +404,17 @@ def trim_model(
     texts: Sequence[str],
     keep_ascii: bool = False,
     verbose: bool = False,
+    kept_ids: Sequence[int] | None = None,
 ) -> TrimReport:
     """Write the vocabulary-trimmed copy of model directory ``source`` to ``out`` (atomically: built in a
     temporary sibling, ``TRIM_INFO`` written last, then renamed) and return the report.
 
     ``texts``: the corpus. The written tokenizer is reloaded with ``AutoTokenizer`` and every corpus text
-    compared with the full tokenizer (``not_exact``, ``not_lossless``). Raises :class:`UserError` for a
-    non-BPE tokenizer, an empty corpus or an existing ``out``.
+    compared with the full tokenizer (``not_exact``, ``not_lossless``). ``kept_ids``: keep exactly these
+    ids of the full tokenizer instead of the corpus's keep set (a run's recorded vocabulary rebuilt on
+    another machine or from another corpus; ``texts`` then only measure it). Raises :class:`UserError` for
+    a non-BPE tokenizer, an empty corpus, an existing ``out`` or ``kept_ids`` that are not sorted distinct
+    ids of the full tokenizer.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -425,6 +429,11 @@ def trim_model(
     if not getattr(full, "is_fast", False):
         raise UserError(f"trim-vocab needs a fast (tokenizers) tokenizer; {source} has {type(full).__name__}")
     kept, counts = keep_set(full.backend_tokenizer, texts, keep_ascii=keep_ascii)
+    if kept_ids is not None:
+        kept = list(kept_ids)
+        if kept != sorted(set(kept)) or not kept or kept[0] < 0 or kept[-1] >= len(full):
+            raise UserError(f"trim-vocab: the kept ids must be sorted distinct ids below {len(full)} "
+                            f"(the tokenizer of {source}); {len(kept)} given")
     if verbose:
         print(f"keeping {len(kept)} of {len(full)} tokens")
     new_tok = trimmed_tokenizer(full.backend_tokenizer, kept)
@@ -463,6 +472,13 @@ def read_trim_info(model_dir: str | Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------- trimmed vocabulary
 
 
+def vocabulary_sha256(kept_ids: Sequence[int]) -> str:
+    """The identity of a trimmed vocabulary: the sha256 of its kept ids (old id of each new id)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([int(i) for i in kept_ids]).encode()).hexdigest()
+
+
 def corpus_fingerprint(texts: list[str]) -> str:
     """A short hash of a corpus: trimmed models built from different corpora are cached apart."""
     import hashlib
@@ -475,7 +491,8 @@ def corpus_fingerprint(texts: list[str]) -> str:
 
 
 def trimmed_model_dir(
-    spec: str, data_dir: str | Path | None = None, cache: str | Path | None = None, verbose: bool = True
+    spec: str, data_dir: str | Path | None = None, cache: str | Path | None = None, verbose: bool = True,
+    kept_ids: Sequence[int] | None = None,
 ) -> Path:
     """The vocabulary-trimmed copy of model ``spec`` for the default corpus, trimming it first if needed.
 
@@ -483,7 +500,10 @@ def trimmed_model_dir(
     the name must not match the conversion's ``.tmp-<key>-*`` clean-up),
     any other model under ``models/trimmed/``. Like the conversion: file-locked, built in a temporary
     directory, its info file written last, renamed into place; an incomplete or outdated directory is
-    redone. Raises :class:`UserError` when the benchmark directory for the corpus is unavailable.
+    redone. ``kept_ids``: exactly this vocabulary (a run's recorded one, see
+    :meth:`~prm_selfreward.stages.context.RunContext.base_model_spec`), whatever the corpus keeps today: the
+    corpus's copy when it keeps the same ids, else its own directory (``...-ids-<vocabulary hash>``). Raises
+    :class:`UserError` when the benchmark directory for the corpus is unavailable.
     """
     import hashlib
 
@@ -500,30 +520,38 @@ def trimmed_model_dir(
     texts = default_corpus(root)
     source = resolve_model_path(spec, cache)
     if is_embedded(spec):
-        target = source.parent / f"trimmed-{embedded_model(spec).key}-{corpus_fingerprint(texts)}"
+        stem = source.parent / f"trimmed-{embedded_model(spec).key}-"
     else:
         name = hashlib.sha256(str(source).encode()).hexdigest()[:8]
-        target = cache_dir(cache) / "models" / "trimmed" / f"{source.name}-{name}-{corpus_fingerprint(texts)}"
+        stem = cache_dir(cache) / "models" / "trimmed" / f"{source.name}-{name}-"
+    wanted = None if kept_ids is None else [int(i) for i in kept_ids]
 
-    def complete() -> bool:
-        info = read_trim_info(target)
-        return info is not None and info.get("format_version") == TRIM_FORMAT_VERSION
+    def complete(path: Path) -> bool:
+        info = read_trim_info(path)
+        return (info is not None and info.get("format_version") == TRIM_FORMAT_VERSION
+                and (wanted is None or info.get("kept_ids") == wanted))
 
-    if complete():
+    target = Path(f"{stem}{corpus_fingerprint(texts)}")
+    if complete(target):
         return target
+    if wanted is not None:
+        target = Path(f"{stem}ids-{vocabulary_sha256(wanted)[:12]}")
+        if complete(target):
+            return target
     from filelock import FileLock
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.lock")):
-        if complete():  # another process finished it while we waited
+        if complete(target):  # another process finished it while we waited
             return target
         for stale in target.parent.glob(f".tmp-{target.name}-*"):  # leftovers of killed runs; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
         if target.exists():
             shutil.rmtree(target)
         if verbose:
-            print(f"Trimming the vocabulary of {spec} into {target} (once, ~1 min)")
-        report = trim_model(source, target, texts)
+            what = "the recorded vocabulary" if wanted is not None else "the vocabulary"
+            print(f"Trimming {spec} to {what} into {target} (once, ~1 min)")
+        report = trim_model(source, target, texts, kept_ids=wanted)
         if verbose:
             print(f"kept {report.kept:,} of {report.full_vocab:,} tokens; corpus texts not exact: {report.not_exact}")
     return target

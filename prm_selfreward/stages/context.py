@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,23 +50,43 @@ class RunContext:
     def base_model_spec(self) -> str:
         """M0: the configured model, or its vocabulary-trimmed copy (made once, cached) with ``trim_vocab``.
 
-        The trimmed copy's directory is recorded in the manifest (``base_model``) the first time, and a
-        resumed run keeps using it while it exists: the default corpus includes the package's own texts, so
-        a later version of the package may trim to a different directory, and one run must have one M0."""
+        With ``trim_vocab`` the run owns its vocabulary: the kept ids are written once to ``base_vocab.json``
+        and the trimmed copy's directory recorded in the manifest (``base_model``). A resumed run keeps using
+        that directory while it exists and otherwise rebuilds exactly that vocabulary (another machine, a
+        restored run, an emptied cache): the default corpus holds the package's own texts and the data
+        directory's, so trimming again from today's corpus may keep other tokens, and one run must have one
+        M0. Raises :class:`UserError` when the recorded directory keeps other ids than ``base_vocab.json``."""
         if self._base_spec is None:
             m = self.config.model
-            recorded = self.manifest.data.get("base_model")
-            if not m.trim_vocab:
-                self._base_spec = m.name
-            elif isinstance(recorded, dict) and recorded.get("trim_vocab") and Path(recorded["path"]).is_dir():
-                self._base_spec = str(recorded["path"])
-            else:
-                from ..models.trim import trimmed_model_dir
-
-                self._base_spec = str(trimmed_model_dir(m.name, data_dir=self.config.data_dir))
-                self.manifest.data["base_model"] = {"name": m.name, "trim_vocab": True, "path": self._base_spec}
-                self.manifest.save()
+            self._base_spec = str(self._trimmed_base()) if m.trim_vocab else m.name
         return self._base_spec
+
+    def _trimmed_base(self) -> Path:
+        from ..errors import UserError
+        from ..io import atomic_write_text, json_dumps
+        from ..models.trim import read_trim_info, trimmed_model_dir, vocabulary_sha256
+
+        m, vocab = self.config.model, self.layout.base_vocab
+        kept = json.loads(vocab.read_text(encoding="utf-8"))["kept_ids"] if vocab.is_file() else None
+        recorded = self.manifest.data.get("base_model")
+        path = Path(recorded["path"]) if isinstance(recorded, dict) and recorded.get("trim_vocab") else None
+        info = read_trim_info(path) if path is not None else None
+        if info is None:  # first use, or the recorded copy is gone: trim (to the run's vocabulary if known)
+            path = trimmed_model_dir(m.name, data_dir=self.config.data_dir, kept_ids=kept)
+            info = read_trim_info(path) or {}
+        if kept is None:
+            kept = info["kept_ids"]
+            atomic_write_text(vocab, json_dumps({"model": m.name, "full_vocab": info.get("full_vocab"), "kept": len(kept),
+                                                 "sha256": vocabulary_sha256(kept), "kept_ids": kept}) + "\n")
+        elif info.get("kept_ids") != kept:
+            raise UserError(f"M0's trimmed copy {path} keeps other tokens than this run's vocabulary ({vocab}); "
+                            "remove the manifest's base_model entry to rebuild the run's own")
+        entry = {"name": m.name, "trim_vocab": True, "path": str(path), "kept": len(kept),
+                 "vocabulary_sha256": vocabulary_sha256(kept)}
+        if recorded != entry:
+            self.manifest.data["base_model"] = entry
+            self.manifest.save()
+        return path
 
     def generator(self, t: int) -> Any:
         """The generator for M(t), loaded once and kept while consecutive stages use the same model."""
