@@ -69,7 +69,8 @@ class RunContext:
         m, vocab = self.config.model, self.layout.base_vocab
         kept = json.loads(vocab.read_text(encoding="utf-8"))["kept_ids"] if vocab.is_file() else None
         recorded = self.manifest.data.get("base_model")
-        path = Path(recorded["path"]) if isinstance(recorded, dict) and recorded.get("trim_vocab") else None
+        recorded_path = recorded.get("path") if isinstance(recorded, dict) and recorded.get("trim_vocab") else None
+        path = Path(recorded_path) if recorded_path else None
         info = read_trim_info(path) if path is not None else None
         if info is None:  # first use, or the recorded copy is gone: trim (to the run's vocabulary if known)
             path = trimmed_model_dir(m.name, data_dir=self.config.data_dir, kept_ids=kept)
