@@ -98,15 +98,16 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
     dst.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(dst.manifest, {**manifest, "stages": {}})
     dst.config.write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    vocabulary = None
     if src.base_vocab.is_file():
         atomic_copy(src.base_vocab, dst.base_vocab)
-    run = RunContext(dst.root, config, log)
-    run.manifest.data.pop("base_model", None)  # another machine's cache path: resolved again here
-    vocabulary = "published" if src.base_vocab.is_file() else None
-    if config.model.trim_vocab and vocabulary is None:
+        vocabulary = "published"
+    elif config.model.trim_vocab:
         vocabulary = "trimmed again from this machine's corpus (not published)"
         log(f"restore: {published} does not hold M0's trimmed vocabulary ({src.base_vocab.name}, published since "
             "2026-12-07): M0 is trimmed again from this machine's corpus, which may keep other tokens than the run's")
+    run = RunContext(dst.root, config, log)
+    run.manifest.data.pop("base_model", None)  # another machine's cache path: resolved again here
 
     restored: list[str] = []
     dropped: list[str] = []

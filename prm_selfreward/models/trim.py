@@ -428,12 +428,14 @@ def trim_model(
     full = AutoTokenizer.from_pretrained(source)
     if not getattr(full, "is_fast", False):
         raise UserError(f"trim-vocab needs a fast (tokenizers) tokenizer; {source} has {type(full).__name__}")
-    kept, counts = keep_set(full.backend_tokenizer, texts, keep_ascii=keep_ascii)
-    if kept_ids is not None:
-        kept = list(kept_ids)
-        if kept != sorted(set(kept)) or not kept or kept[0] < 0 or kept[-1] >= len(full):
+    wanted = None if kept_ids is None else list(kept_ids)
+    if wanted is not None:  # checked before the corpus is tokenized
+        if wanted != sorted(set(wanted)) or not wanted or wanted[0] < 0 or wanted[-1] >= len(full):
             raise UserError(f"trim-vocab: the kept ids must be sorted distinct ids below {len(full)} "
-                            f"(the tokenizer of {source}); {len(kept)} given")
+                            f"(the tokenizer of {source}); {len(wanted)} given")
+    kept, counts = keep_set(full.backend_tokenizer, texts, keep_ascii=keep_ascii)
+    if wanted is not None:
+        kept = wanted
     if verbose:
         print(f"keeping {len(kept)} of {len(full)} tokens")
     new_tok = trimmed_tokenizer(full.backend_tokenizer, kept)

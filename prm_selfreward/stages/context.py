@@ -75,15 +75,15 @@ class RunContext:
         if info is None:  # first use, or the recorded copy is gone: trim (to the run's vocabulary if known)
             path = trimmed_model_dir(m.name, data_dir=self.config.data_dir, kept_ids=kept)
             info = read_trim_info(path) or {}
+        if kept is not None and info.get("kept_ids") != kept:
+            raise UserError(f"M0's trimmed copy {path} keeps other tokens than this run's vocabulary ({vocab}); "
+                            "remove the manifest's base_model entry to rebuild the run's own")
+        digest = vocabulary_sha256(info["kept_ids"])
         if kept is None:
             kept = info["kept_ids"]
             atomic_write_text(vocab, json_dumps({"model": m.name, "full_vocab": info.get("full_vocab"), "kept": len(kept),
-                                                 "sha256": vocabulary_sha256(kept), "kept_ids": kept}) + "\n")
-        elif info.get("kept_ids") != kept:
-            raise UserError(f"M0's trimmed copy {path} keeps other tokens than this run's vocabulary ({vocab}); "
-                            "remove the manifest's base_model entry to rebuild the run's own")
-        entry = {"name": m.name, "trim_vocab": True, "path": str(path), "kept": len(kept),
-                 "vocabulary_sha256": vocabulary_sha256(kept)}
+                                                 "sha256": digest, "kept_ids": kept}) + "\n")
+        entry = {"name": m.name, "trim_vocab": True, "path": str(path), "kept": len(kept), "vocabulary_sha256": digest}
         if recorded != entry:
             self.manifest.data["base_model"] = entry
             self.manifest.save()
