@@ -45,6 +45,9 @@ class ModelRow:
     degeneracy: Degeneracy | None = None
     """Over every benchmark's completions: how many repeat a step or state several final answers (from
     the eval summaries, else counted from the eval records; None when neither has them)."""
+    inherited_from: str | None = None
+    """The run (its folder's name) this model's evaluations were restored from unchanged (``prm-sr
+    restore``: a branch reuses its parent's M0), else None: the two rows are one measurement."""
 
     @property
     def name(self) -> str:
@@ -205,6 +208,8 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         damaged.append(f"{layout.manifest}: {why}")
         manifest = None
     stages: dict[str, Any] = (manifest or {}).get("stages", {})
+    restored = (manifest or {}).get("restored")
+    restored = restored if isinstance(restored, dict) and isinstance(restored.get("from"), str) else None
 
     def result(name: str) -> Any:
         entry = stages.get(name, {})
@@ -245,6 +250,10 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
                 row.stage_times[stage] = entry["wall_time_s"]
                 if _is_number(entry.get("attempts")) and entry["attempts"] > 1:
                     row.resumed_stages.add(stage)
+        if restored is not None:
+            evaluations = [n for n in (f"eval/M{t}", f"judge_eval/M{t}") if n in stages]
+            if evaluations and not set(evaluations) & set(restored.get("dropped_stages") or []):
+                row.inherited_from = Path(restored["from"]).name
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
     if damaged:
@@ -272,7 +281,8 @@ def _label(row: ModelRow, multi: bool) -> str:
 def paired_differences(rows: list[ModelRow]) -> list[Difference]:
     """Within each run: M(t) vs M(t-1) and M(t) vs M0 (t >= 2) on every item set both models have;
     across runs (several runs given): each later run's M(t) against the first run's M(t), on the items
-    they share. Item sets with no shared item are left out."""
+    they share. Item sets with no shared item are left out, and so is a model compared with the run it
+    was restored from on records that are the same (one measurement, not two: :func:`inherited_lines`)."""
     runs = list(dict.fromkeys(r.run for r in rows))
     multi = len(runs) > 1
     by_run = {run: {r.t: r for r in rows if r.run == run} for run in runs}
@@ -292,10 +302,29 @@ def paired_differences(rows: list[ModelRow]) -> list[Difference]:
         for name in first.items:
             if name not in second.items:
                 continue
+            if name in _inherited_items(first, second):
+                continue
             cmp = paired_by_key(first.items[name], second.items[name])
             if cmp.n:
                 out.append(Difference(_label(first, multi), _label(second, multi), name, cmp))
     return out
+
+
+def _inherited_items(row: ModelRow, parent: ModelRow) -> list[str]:
+    """The item sets on which ``row`` is ``parent`` restored unchanged: same run and model, same records."""
+    if row.inherited_from != parent.run or row.run == parent.run or row.t != parent.t:
+        return []
+    return [name for name, items in row.items.items() if items and parent.items.get(name) == items]
+
+
+def inherited_lines(rows: list[ModelRow]) -> list[str]:
+    """Which models of a multi-run report are their parent run's, restored unchanged, and on which item
+    sets (left out of the paired differences with it)."""
+    notes = [f"{row.run} {row.name} is {parent.run} {parent.name} ({', '.join(same)})"
+             for row in rows for parent in rows if (same := _inherited_items(row, parent))]
+    if not notes:
+        return []
+    return ["", "Restored unchanged from the parent run, so not compared with itself: " + "; ".join(notes) + "."]
 
 
 def _pct(x: float | None) -> str:
@@ -479,6 +508,7 @@ def markdown(
     diffs = paired_differences(rows)
     if diffs:
         lines += difference_lines(diffs)
+    lines += inherited_lines(rows)
     lines += judge_mode_lines(rows, multi, shortcuts or {})
 
     lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy, repeated steps, "

@@ -163,6 +163,42 @@ def test_report_two_runs_compared_on_shared_problems(tmp_path):
     assert "| b M1 | a M1 | judge logprob | 4 | 100.0 | 100.0 | +0.0 [" in text
 
 
+def test_a_branch_is_not_compared_with_the_models_it_restored_from_its_parent(tmp_path):
+    """`prm-sr restore PARENT --redo train/M1` keeps the parent's M0: the same records, one measurement.
+    The report says so instead of a +0.0 row; M1 (trained again) is compared; a changed M0 would be."""
+    parent = make_run(tmp_path, "parent", [0.1, 0.2], [0.5, 0.6])
+    branch = make_run(tmp_path, "branch", [0.1, 0.3], [0.5, 0.7])
+    for run, m1 in ((parent, [True] * 5 + [False] * 15), (branch, [True] * 15 + [False] * 5)):
+        write_items(run, 0, [True] * 4 + [False] * 16, [True] * 3 + [False])
+        write_items(run, 1, m1, [True] * 4)
+    manifest = json.loads((branch / "manifest.json").read_text())
+    manifest["restored"] = {"from": "docs/results/parent", "redo": "train/M1 (SFT)",
+                            "dropped_stages": ["train/M1 (SFT)", "eval/M1", "judge_eval/M1"]}
+    (branch / "manifest.json").write_text(json.dumps(manifest))
+    # The parent itself restored from its own published folder (same name): not its own parent.
+    own = json.loads((parent / "manifest.json").read_text())
+    (parent / "manifest.json").write_text(json.dumps({**own, "restored": {"from": "docs/results/parent"}}))
+
+    text = build_report(parent, branch, out_dir=tmp_path / "cmp").read_text()
+    assert "parent M0 is parent M0" not in text and "| parent M1 | parent M0 | gsm8k | 20 |" in text
+    assert "| branch M0 | parent M0 |" not in text
+    assert "branch M0 is parent M0 (gsm8k, judge logprob)" in text and "branch M1 is parent M1" not in text
+    assert "| branch M1 | parent M1 | gsm8k | 20 | 75.0 | 25.0 | **+50.0 [" in text
+    assert "| branch M1 | M0 |" not in text and "| branch M1 | branch M0 | gsm8k | 20 |" in text
+
+    # Not restored from it (another parent), or records that differ: compared as two measurements.
+    write_items(branch, 0, [True] * 5 + [False] * 15, [True] * 3 + [False])
+    text = build_report(parent, branch, out_dir=tmp_path / "cmp").read_text()
+    assert "| branch M0 | parent M0 | gsm8k | 20 | 25.0 | 20.0 |" in text
+    assert "| branch M0 | parent M0 | judge logprob |" not in text  # its judge rows are still the parent's
+    assert "branch M0 is parent M0 (judge logprob)" in text
+    manifest["restored"]["from"] = "elsewhere"
+    (branch / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(parent, branch, out_dir=tmp_path / "cmp").read_text()
+    assert "| branch M0 | parent M0 | judge logprob | 4 | 75.0 | 75.0 | +0.0 [" in text
+    assert "branch M0 is parent M0" not in text
+
+
 def test_report_marks_resumed_stages(tmp_path):
     run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
     manifest = json.loads((run / "manifest.json").read_text())
