@@ -38,6 +38,8 @@ class ModelRow:
     search: dict[str, Any] | None = None
     judge_select: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+    """The result of the stage that trained this model (``train/M<t> (SFT)`` or ``(DPO)``)."""
     stage_times: dict[str, float] = field(default_factory=dict)
     resumed_stages: set[str] = field(default_factory=set)
     """Stages of ``stage_times`` that ran in more than one attempt (their time is the last attempt's)."""
@@ -244,6 +246,9 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         row.search = result(f"search/M{t}")
         row.judge_select = result(f"judge_select/M{t}")
         row.audit = result(f"audit/M{t}")
+        for name in stages:
+            if name.split(" ")[0] == f"train/M{t}" and isinstance(result(name), dict):
+                row.train = result(name)
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
                 stage = name.split("/", 1)[0]
@@ -445,6 +450,39 @@ def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
     return lines
 
 
+def _number(x: Any, digits: int) -> str:
+    return f"{x:.{digits}f}" if _is_number(x) else "-"
+
+
+def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
+    """How each model was trained and whether the training moved it: the final train loss and, for
+    step-DPO, the reward accuracy and margin over training (a DPO loss near ln 2 with margins near 0
+    means the policy hardly left its reference, so M(t) and M(t-1) can hardly differ)."""
+    mine = [r for r in rows if r.train]
+    if not mine:
+        return []
+    lines = ["", "## Training (how M(t) was made from M(t-1))", "",
+             "Train loss: mean over the run's steps. DPO reward accuracy and margin: means over training of the "
+             "share of pairs whose implicit reward (beta x log-ratio to the reference) ranks chosen above rejected, "
+             "and of that reward's chosen-minus-rejected gap. A DPO loss near ln 2 = 0.693 with a margin near 0: "
+             "the policy hardly moved from M(t-1).", "",
+             "| " + " | ".join((["run"] if multi else []) + ["model", "kind", "records", "steps", "train loss",
+                                                             "DPO reward accuracy", "DPO reward margin", "dropped"]) + " |",
+             "|" + "---|" * (8 + multi)]
+    for row in mine:
+        t = row.train or {}
+        metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {}
+        dpo = t.get("kind") == "dpo"
+        dropped = sum(t.get(k) or 0 for k in ("dropped_too_long", "dropped_empty") if _is_number(t.get(k)))
+        cells = ([row.run] if multi else []) + [
+            row.name, str(t.get("kind", "-")).upper() + (" (LoRA)" if t.get("lora") else ""),
+            str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
+            _pct(metrics.get("rewards/accuracies_mean")) if dpo and _is_number(metrics.get("rewards/accuracies_mean")) else "-",
+            _number(metrics.get("rewards/margins_mean"), 4) if dpo else "-", str(dropped)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _right_of(d: Degeneracy) -> str:
     """'right / degenerate' completions, '-' where either count is unknown."""
     if d.degenerate_right is None or d.degenerate_completions is None:
@@ -551,6 +589,7 @@ def markdown(
             lines.append("| " + " | ".join(cells) + " |")
 
     lines += audit_lines(rows, multi)
+    lines += training_lines(rows, multi)
 
     stage_names: list[str] = []
     for row in rows:

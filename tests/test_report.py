@@ -328,3 +328,21 @@ def test_report_shows_the_search_guard_counts(tmp_path):
     assert ("| model | pairs | ties | rollbacks | repeat_candidates | copy_candidates | guard_pairs | "
             "degenerate_stops |") in text
     assert "| M2 | 14 | 2 | 1 | 9 | 4 | 6 | 2 |" in text
+
+
+def test_report_tells_whether_training_moved_the_model(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2, 0.2], [0.5, 0.6, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"]["train/M1 (SFT)"] = {"status": "done", "wall_time_s": 9.0, "result": {
+        "kind": "sft", "lora": True, "examples": 800, "steps": 100, "train_loss": 0.2391, "dropped_too_long": 2,
+        "dropped_empty": 1, "metrics": {"loss": 0.15}}}
+    manifest["stages"]["train/M2 (DPO)"] = {"status": "done", "wall_time_s": 9.0, "result": {
+        "kind": "dpo", "lora": False, "examples": 153, "steps": 20, "train_loss": 0.6908, "dropped_too_long": 0,
+        "metrics": {"rewards/accuracies_mean": 0.68125, "rewards/margins_mean": 0.004637}}}
+    manifest["stages"]["train/M3 (DPO)"] = {"status": "running"}  # not trained yet: no row
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert "## Training (how M(t) was made from M(t-1))" in text
+    assert "| M1 | SFT (LoRA) | 800 | 100 | 0.239 | - | - | 3 |" in text
+    assert "| M2 | DPO | 153 | 20 | 0.691 | 68.1 | 0.0046 | 0 |" in text
+    assert "| M3 | DPO" not in text
