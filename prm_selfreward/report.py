@@ -247,8 +247,8 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         row.judge_select = result(f"judge_select/M{t}")
         row.audit = result(f"audit/M{t}")
         for name in stages:
-            if name.split(" ")[0] == f"train/M{t}" and isinstance(result(name), dict):
-                row.train = result(name)
+            if name.split(" ")[0] == f"train/M{t}" and isinstance(trained := result(name), dict):
+                row.train = trained
         for name, entry in stages.items():
             if name.split("/", 1)[-1].split(" ")[0] == f"M{t}" and "wall_time_s" in entry:
                 stage = name.split("/", 1)[0]
@@ -473,7 +473,7 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         t = row.train or {}
         metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {}
         dpo = t.get("kind") == "dpo"
-        dropped = sum(t.get(k) or 0 for k in ("dropped_too_long", "dropped_empty") if _is_number(t.get(k)))
+        dropped = sum(t[k] for k in ("dropped_too_long", "dropped_empty") if _is_number(t.get(k)))
         cells = ([row.run] if multi else []) + [
             row.name, str(t.get("kind", "-")).upper() + (" (LoRA)" if t.get("lora") else ""),
             str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
