@@ -117,9 +117,9 @@ def prepare_run_dir(
         raise UserError(f"{run_dir} is a task {saved.task!r} run; it cannot be resumed as task {resumed.task!r}")
     validate_run_config(resumed)
     check_training_launch(resumed)
-    changes = {key: new for key, (old, new) in _diff(to_dict(saved), to_dict(resumed)).items()}
-    if changes:
-        _record_changes(layout, resumed, changes)
+    diff = _diff(to_dict(saved), to_dict(resumed))
+    if diff:
+        _record_changes(layout, resumed, diff)
     return resumed
 
 
@@ -142,12 +142,15 @@ def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[st
     return out
 
 
-def _record_changes(layout: RunLayout, config: RunConfig, changes: dict[str, Any]) -> None:
-    """Write the changed config back and log the change in the manifest."""
+def _record_changes(layout: RunLayout, config: RunConfig, diff: dict[str, tuple[Any, Any]]) -> None:
+    """Write the changed config back and log the change in the manifest: ``set`` the new values, ``was``
+    the values they replaced (so the report can say what changed before which stage)."""
     from .io import atomic_write_text
     from .runs import Manifest
 
     manifest = Manifest.load(layout.root)
-    manifest.data.setdefault("config_changes", []).append({"time": time.time(), "set": changes})
+    manifest.data.setdefault("config_changes", []).append({
+        "time": time.time(), "set": {k: new for k, (_, new) in diff.items()},
+        "was": {k: old for k, (old, _) in diff.items()}})
     manifest.save()
     atomic_write_text(layout.config, yaml.safe_dump(to_dict(config), sort_keys=False))

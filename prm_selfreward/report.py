@@ -100,6 +100,13 @@ def _manifest_problem(manifest: Any) -> str | None:
                 value = entry["result"].get(key)
                 if value is not None and not _is_number(value):
                     return f"stage {name!r}: result {key!r} must be a number, got {value!r}"
+    changes = manifest.get("config_changes", [])
+    if not isinstance(changes, list):
+        return f"'config_changes' must be a list, got {type(changes).__name__}"
+    for i, change in enumerate(changes):
+        if not (isinstance(change, dict) and _is_number(change.get("time")) and isinstance(change.get("set"), dict)
+                and isinstance(change.get("was", {}), dict)):
+            return f"config_changes[{i}] must be an object with a numeric 'time' and a 'set' object, got {change!r}"
     return None
 
 
@@ -262,11 +269,13 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
         if row.benchmarks or row.judge or row.pairs or row.stage_times:
             rows.append(row)
     if damaged:
-        raise UserError(
-            "cannot build the report, damaged file(s): " + "; ".join(damaged)
-            + " (re-run the stage that writes it, or restore it)"
-        )
+        raise _damaged(damaged)
     return rows
+
+
+def _damaged(damaged: list[str]) -> UserError:
+    return UserError("cannot build the report, damaged file(s): " + "; ".join(damaged)
+                     + " (re-run the stage that writes it, or restore it)")
 
 
 @dataclass
@@ -475,7 +484,7 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
              "share of pairs whose implicit reward (beta x log-ratio to the reference) ranks chosen above rejected, "
              "and of that reward's chosen-minus-rejected gap. A DPO loss near ln 2 = 0.693 with a margin near 0: "
              "the policy hardly moved from M(t-1).", "",
-             *_head((["run"] if multi else []) + ["model", "kind", "records", "steps", "train loss",
+             *_head((["run"] if multi else []) + ["model", "kind", "peak lr", "records", "steps", "train loss",
                                                   "DPO reward accuracy", "DPO reward margin", "dropped"])]
     for row in mine:
         t = row.train or {}
@@ -484,10 +493,72 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         dropped = sum(t[k] for k in ("dropped_too_long", "dropped_empty") if _is_number(t.get(k)))
         cells = ([row.run] if multi else []) + [
             row.name, str(t.get("kind", "-")).upper() + (" (LoRA)" if t.get("lora") else ""),
-            str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
+            f"{t['learning_rate']:.0e}" if _is_number(t.get("learning_rate")) else "-", str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
             _pct(metrics.get("rewards/accuracies_mean")) if dpo and _is_number(metrics.get("rewards/accuracies_mean")) else "-",
             _number(metrics.get("rewards/margins_mean"), 4) if dpo else "-", str(dropped)]
         lines.append(_row(cells))
+    return lines
+
+
+@dataclass
+class SettingChange:
+    """One setting changed on a resumed run (``--set``, the manifest's ``config_changes``)."""
+
+    run: str
+    time: float
+    key: str
+    new: Any
+    was: Any = None
+    was_known: bool = False
+    """False for a change recorded before the old value was kept, with no earlier change of the key."""
+    next_stage: str | None = None
+    """The first stage that started after the change (the first to run with the new value), if any."""
+
+
+def setting_changes(run_dir: str | Path) -> list[SettingChange]:
+    """The settings changed during the run in ``run_dir``, one per key and change, oldest first."""
+    layout = RunLayout(Path(run_dir))
+    damaged: list[str] = []
+    manifest = _read_json(layout.manifest, damaged)
+    if manifest is not None and (why := _manifest_problem(manifest)):
+        damaged.append(f"{layout.manifest}: {why}")
+    if damaged:
+        raise _damaged(damaged)
+    if manifest is None:
+        return []
+    starts = sorted((entry["started"], name) for name, entry in manifest.get("stages", {}).items()
+                    if _is_number(entry.get("started")))
+    out: list[SettingChange] = []
+    latest: dict[str, Any] = {}
+    for change in sorted(manifest.get("config_changes", []), key=lambda c: c["time"]):
+        following = next((name for started, name in starts if started >= change["time"]), None)
+        was = change.get("was", {})
+        for key, new in change["set"].items():
+            known = key in was or key in latest
+            out.append(SettingChange(layout.root.name, change["time"], key, new,
+                                     was.get(key, latest.get(key)), known, following))
+            latest[key] = new
+    return out
+
+
+def _setting(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def setting_change_lines(changes: list[SettingChange], multi: bool) -> list[str]:
+    """The table of settings changed on resumed runs: which models were made with which value."""
+    if not changes:
+        return []
+    from datetime import UTC, datetime
+
+    lines = ["", "## Settings changed during the run (`--resume --set`)", "",
+             "Each change applies to the stages run after it (from the stage named, the first to start after "
+             "it); the stages before ran with the old value. Was -: recorded before the old value was kept.", "",
+             *_head((["run"] if multi else []) + ["when (UTC)", "setting", "was", "set to", "first stage after"])]
+    for c in changes:
+        when = datetime.fromtimestamp(c.time, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(_row(([c.run] if multi else []) + [
+            when, f"`{c.key}`", _setting(c.was) if c.was_known else "-", _setting(c.new), c.next_stage or "none yet"]))
     return lines
 
 
@@ -524,10 +595,12 @@ def degenerate_lines(rows: list[ModelRow], multi: bool) -> list[str]:
 
 
 def markdown(
-    rows: list[ModelRow], title: str = "Run report", shortcuts: dict[str, dict[str, Any]] | None = None
+    rows: list[ModelRow], title: str = "Run report", shortcuts: dict[str, dict[str, Any]] | None = None,
+    changes: list[SettingChange] | None = None,
 ) -> str:
-    """The report's Markdown: accuracies, paired differences, judge modes, pairs, audit, stage times.
-    ``shortcuts``: per run, the seed's shortcut audit (``seed/summary.json``)."""
+    """The report's Markdown: accuracies, paired differences, judge modes, pairs, audit, training, settings
+    changed, stage times. ``shortcuts``: per run, the seed's shortcut audit (``seed/summary.json``);
+    ``changes``: the settings changed on resumed runs (:func:`setting_changes`)."""
     benchmarks: list[str] = []
     for row in rows:
         for name in row.benchmarks:
@@ -595,6 +668,7 @@ def markdown(
 
     lines += audit_lines(rows, multi)
     lines += training_lines(rows, multi)
+    lines += setting_change_lines(changes or [], multi)
 
     stage_names: list[str] = []
     for row in rows:
@@ -720,7 +794,8 @@ def build_report(*run_dirs: str | Path, out_dir: str | Path | None = None) -> Pa
         layout = RunLayout(Path(d))
         seed = _read_json(layout.seed_summary, []) or {}
         shortcuts[layout.root.name] = seed.get("shortcut_audit") or {}
-    atomic_write_text(target / "report.md", markdown(rows, title, shortcuts))
+    changes = [c for d in run_dirs for c in setting_changes(d)]
+    atomic_write_text(target / "report.md", markdown(rows, title, shortcuts, changes))
     if rows:
         plot(rows, target / "report.png")
     else:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from prm_selfreward.cli import app, main
+from prm_selfreward.errors import UserError
 from prm_selfreward.report import build_report, collect
 
 
@@ -338,11 +339,37 @@ def test_report_tells_whether_training_moved_the_model(tmp_path):
         "dropped_empty": 1, "metrics": {"loss": 0.15}}}
     manifest["stages"]["train/M2 (DPO)"] = {"status": "done", "wall_time_s": 9.0, "result": {
         "kind": "dpo", "lora": False, "examples": 153, "steps": 20, "train_loss": 0.6908, "dropped_too_long": 0,
-        "metrics": {"rewards/accuracies_mean": 0.68125, "rewards/margins_mean": 0.004637}}}
+        "learning_rate": 2e-5, "metrics": {"rewards/accuracies_mean": 0.68125, "rewards/margins_mean": 0.004637}}}
     manifest["stages"]["train/M3 (DPO)"] = {"status": "running"}  # not trained yet: no row
     (run / "manifest.json").write_text(json.dumps(manifest))
     text = build_report(run).read_text()
     assert "## Training (how M(t) was made from M(t-1))" in text
-    assert "| M1 | SFT (LoRA) | 800 | 100 | 0.239 | - | - | 3 |" in text
-    assert "| M2 | DPO | 153 | 20 | 0.691 | 68.1 | 0.0046 | 0 |" in text
+    assert "| M1 | SFT (LoRA) | - | 800 | 100 | 0.239 | - | - | 3 |" in text  # lr not recorded in old results
+    assert "| M2 | DPO | 2e-05 | 153 | 20 | 0.691 | 68.1 | 0.0046 | 0 |" in text
     assert "| M3 | DPO" not in text
+
+
+def test_report_names_the_settings_changed_on_resume_and_the_stage_each_preceded(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2], [0.5, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"]["train/M1 (SFT)"] = {"status": "done", "started": 100.0, "result": {"kind": "sft"}}
+    manifest["stages"]["audit/M2"] = {"status": "done", "started": 200.0, "first_started": 150.0}
+    manifest["stages"]["train/M2 (DPO)"] = {"status": "running", "started": 300.0}
+    manifest["config_changes"] = [
+        {"time": 50.0, "set": {"dpo.learning_rate": 2e-5}},  # an old record: no 'was', nothing before it
+        {"time": 120.0, "set": {"dpo.learning_rate": 2e-4, "iterations": 3}},  # old record: 'was' from the first
+        {"time": 180.0, "set": {"audit.pairs": 40}, "was": {"audit.pairs": 80}},
+        {"time": 400.0, "set": {"dpo.beta": 0.2}, "was": {"dpo.beta": 0.1}},
+    ]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert "## Settings changed during the run (`--resume --set`)" in text
+    assert "| 1970-01-01 00:00 | `dpo.learning_rate` | - | 2e-05 | train/M1 (SFT) |" in text
+    assert "| 1970-01-01 00:02 | `dpo.learning_rate` | 2e-05 | 0.0002 | audit/M2 |" in text
+    assert "| 1970-01-01 00:02 | `iterations` | - | 3 | audit/M2 |" in text
+    assert "| 1970-01-01 00:03 | `audit.pairs` | 80 | 40 | audit/M2 |" in text  # its last attempt started later
+    assert "| 1970-01-01 00:06 | `dpo.beta` | 0.1 | 0.2 | none yet |" in text
+    manifest["config_changes"] = {"time": 1}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="'config_changes' must be a list"):
+        build_report(run)

@@ -275,6 +275,7 @@ def test_dpo_reports_dropped_too_long_and_refuses_all_dropped(tiny_model_dir, tm
     result = train_step_dpo(tiny_model_dir, pairs, tmp_path / "m", DPOTrainConfig(**FAST, max_length=64))
     assert result.dropped_too_long == 1 and result.examples == len(PAIRS)
     assert read_train_result(tmp_path / "m").dropped_too_long == 1
+    assert (result.learning_rate, result.beta) == (FAST["learning_rate"], DPOTrainConfig().beta)
     with pytest.raises(NoTrainingData, match="longer than max_length=8"):
         train_step_dpo(tiny_model_dir, PAIRS, tmp_path / "n", DPOTrainConfig(**FAST, max_length=8))
     assert not (tmp_path / "n").exists()
@@ -304,6 +305,7 @@ def test_train_sft_end_to_end(tiny_model_dir, tmp_path):
     out = tmp_path / "m1"
     result = train_sft(tiny_model_dir, SFT_RECORDS, out, SFTTrainConfig(**FAST))
     assert result.steps == 1 and result.examples == 2 and result.train_loss > 0
+    assert (result.learning_rate, result.beta) == (FAST["learning_rate"], None)  # the report's lr column
     assert read_train_result(out) == result
     assert {"model.safetensors", "config.json", "tokenizer.json", COMPLETE_MARKER} <= {p.name for p in out.iterdir()}
     assert not torch.equal(_state(out)["model.layers.0.mlp.up_proj.weight"],

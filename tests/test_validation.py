@@ -115,6 +115,7 @@ def test_a_failed_run_resumes_with_a_corrected_setting(tmp_path, data_dir, captu
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["name"] == str(tiny_model_dir)
     changes = json.loads((run_dir / "manifest.json").read_text())["config_changes"]
     assert changes[-1]["set"] == {"model.name": str(tiny_model_dir)}
+    assert changes[-1]["was"] == {"model.name": "/no/such/model"}  # the report names what a change replaced
     with pytest.raises(SystemExit):  # resuming without options changes nothing more
         main([*args, "--resume"])
     assert len(json.loads((run_dir / "manifest.json").read_text())["config_changes"]) == 1

@@ -63,6 +63,10 @@ class TrainResult:
     resumed_from_step: int = 0
     """The checkpoint's optimizer step this training continued from (0: it started afresh); ``wall_time_s``
     is then the last attempt's alone."""
+    learning_rate: float | None = None
+    """Peak learning rate of the run (``None`` in results saved before it was recorded)."""
+    beta: float | None = None
+    """DPO beta (``None`` for SFT and in results saved before it was recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -205,6 +205,7 @@ def train_sft(
         lora=config.lora,
         base_model=str(model_dir),
         resumed_from_step=resumed_from_step,
+        learning_rate=config.learning_rate,
     )
     result.wall_time_s = time.monotonic() - start
     save_trained_model(trainer, tokenizer, out_dir, result, model_dir)
