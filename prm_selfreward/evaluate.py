@@ -245,12 +245,15 @@ class BenchmarkSummary:
     repeated_step: int = 0
     """Completions that repeat a step (:func:`~prm_selfreward.degeneracy.repeats_a_step`)."""
     repeated_step_share: float | None = None
+    looping: int = 0
+    """Completions that loop: one stretch of text written again and again (:func:`~prm_selfreward.degeneracy.loops`)."""
+    looping_share: float | None = None
     several_answers: int = 0
     """Completions that state more than one distinct final answer
     (:func:`~prm_selfreward.degeneracy.several_answers`)."""
     several_answers_share: float | None = None
     degenerate_completions: int = 0
-    """Completions that do either (repeat a step or state several answers)."""
+    """Completions that do any of these (repeat a step, loop or state several answers)."""
     degenerate_right: int = 0
     """Of those, the ones graded right: at most this many right answers can come from degeneracy."""
 
@@ -284,6 +287,8 @@ def summarise(benchmark: str, records: list[EvalRecord], samples: int, wall_time
         wall_time_s=wall_time_s,
         repeated_step=degenerate.repeated_step,
         repeated_step_share=degenerate.repeated_step_share,
+        looping=degenerate.looping or 0,
+        looping_share=degenerate.looping_share,
         several_answers=degenerate.several_answers,
         several_answers_share=degenerate.several_answers_share,
         degenerate_completions=degenerate.degenerate_completions or 0,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .degeneracy import DEGENERATE_SHARE, Degeneracy, degeneracy
+from .degeneracy import DEGENERATE_SHARE, LOOP_MIN_CHARS, LOOP_MIN_COPIES, Degeneracy, degeneracy
 from .errors import UserError
 from .io import atomic_write_bytes, atomic_write_text, read_jsonl
 from .judges.base import missing_verdicts
@@ -163,9 +163,9 @@ def model_degeneracy(
     total: Degeneracy | None = None
     for name, summary in benchmarks.items():
         found = Degeneracy.from_summary(summary)
-        if found is None or found.degenerate_right is None:
+        if found is None or found.degenerate_right is None or found.looping is None:
             # Counted from the records: a run from before the summaries had the counts, or before they
-            # had degenerate_right (the summary's own counts still win where it has them).
+            # had degenerate_right or the loops (the summary's own counts still win where it has them).
             rows = [r for r in records.get(name, []) if isinstance(r.get("completion"), str)]
             counted = (degeneracy([r["completion"] for r in rows], [bool(r.get("correct")) for r in rows])
                        if rows else None)
@@ -174,6 +174,7 @@ def model_degeneracy(
             elif counted is not None and counted.completions == found.completions:
                 found.degenerate_completions = counted.degenerate_completions
                 found.degenerate_right = counted.degenerate_right
+                found.looping = counted.looping
         if found is not None:
             if total is None:
                 total = replace(found)
@@ -584,11 +585,12 @@ def degenerate_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         d = r.degeneracy
         assert d is not None
         parts.append(f"{_label(r, multi)} ({_pct(d.repeated_step_share)}% of its {d.completions} completions "
-                     f"repeat a step, {_pct(d.several_answers_share)}% state several final answers"
+                     f"repeat a step, {_pct(d.looping_share)}% loop, {_pct(d.several_answers_share)}% state "
+                     "several final answers"
                      + (f"; {d.degenerate_right} of these {d.degenerate_completions} graded right"
                         if d.degenerate_right is not None and d.degenerate_completions is not None else "")
                      + ")")
-    return ["", "**Degenerate:** " + "; ".join(parts) + f". Above {_pct(DEGENERATE_SHARE)}% in either, a "
+    return ["", "**Degenerate:** " + "; ".join(parts) + f". Above {_pct(DEGENERATE_SHARE)}% in any, a "
             "model's accuracy may come from repeated or scattered answers that happen to hit the gold, not "
             "from solving: read its accuracy and its differences with care. At most the degenerate "
             "completions graded right can have come from them (the Solutions table); a greedy loop "
@@ -635,12 +637,14 @@ def markdown(
     monitored = any(row.degeneracy for row in rows)
     if monitored:
         lines += [f"Repeated step: % of the model's completions (all benchmarks) with two steps of the same "
-                  f"text; several answers: % stating more than one distinct final answer. Above "
-                  f"{_pct(DEGENERATE_SHARE)}% in either: **degenerate**. Degenerate, graded right: of the "
-                  f"completions that do either, how many the checker graded right (at most that many right "
-                  f"answers can come from degeneracy).", ""]
+                  f"text; loop: % writing one stretch of text {LOOP_MIN_COPIES} or more times back to back "
+                  f"(over {LOOP_MIN_CHARS}+ characters, e.g. inside one step); several answers: % stating more "
+                  f"than one distinct final answer. Above {_pct(DEGENERATE_SHARE)}% in any: **degenerate**. "
+                  f"Degenerate, graded right: of the completions that do any of these, how many the checker "
+                  f"graded right (at most that many right answers can come from degeneracy).", ""]
     head = (["run"] if multi else []) + ["model"] + [f"{b} steps / tokens" for b in benchmarks]
-    head += ["repeated step %", "several answers %", "degenerate, graded right", "degenerate"] if monitored else []
+    head += (["repeated step %", "loop %", "several answers %", "degenerate, graded right", "degenerate"]
+             if monitored else [])
     lines += _head(head)
     for row in rows:
         cells = ([row.run] if multi else []) + [row.name]
@@ -649,8 +653,8 @@ def markdown(
             cells.append(f"{s['avg_steps']:.2f} / {s['avg_tokens']:.0f}" if s else "-")
         if monitored:
             d = row.degeneracy
-            cells += [_pct(d.repeated_step_share), _pct(d.several_answers_share), _right_of(d),
-                      "**degenerate**" if d.degenerate else "no"] if d else ["-", "-", "-", "-"]
+            cells += [_pct(d.repeated_step_share), _pct(d.looping_share), _pct(d.several_answers_share),
+                      _right_of(d), "**degenerate**" if d.degenerate else "no"] if d else ["-"] * 5
         lines.append(_row(cells))
 
     pair_rows = [r for r in rows if r.pairs or r.search]

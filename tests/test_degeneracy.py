@@ -10,6 +10,7 @@ from prm_selfreward.degeneracy import (
     Degeneracy,
     degeneracy,
     final_answers,
+    loops,
     repeats_a_step,
     several_answers,
 )
@@ -67,7 +68,7 @@ def test_degeneracy_counts_shares_and_the_threshold():
     assert (d.completions, d.repeated_step, d.several_answers) == (4, 1, 1)
     assert d.repeated_step_share == d.several_answers_share == 0.25 and d.degenerate
     assert d.to_dict() == {"completions": 4, "repeated_step": 1, "repeated_step_share": 0.25,
-                           "several_answers": 1, "several_answers_share": 0.25,
+                           "several_answers": 1, "several_answers_share": 0.25, "looping": 0, "looping_share": 0.0,
                            "degenerate_completions": 2, "degenerate_right": None}
     # At exactly the threshold a model is not degenerate; above it (either share alone) it is.
     n = round(1 / DEGENERATE_SHARE)
@@ -75,6 +76,9 @@ def test_degeneracy_counts_shares_and_the_threshold():
     assert not degeneracy([repeat, several] + [clean] * (n - 2)).degenerate  # 2% each
     assert degeneracy([repeat, repeat] + [clean] * (n - 2)).degenerate
     assert degeneracy([several, several] + [clean] * (n - 2)).degenerate
+    loop = "Step 1: x = " + "= 150 * 80000 / 80000 " * 4
+    assert not degeneracy([loop] + [clean] * (n - 1)).degenerate
+    assert degeneracy([loop, loop] + [clean] * (n - 2)).degenerate  # loops alone make a model degenerate
     assert degeneracy([]).repeated_step_share is None and not degeneracy([]).degenerate
 
 
@@ -93,7 +97,9 @@ def test_degeneracy_counts_the_degenerate_completions_graded_right():
 def test_degeneracy_from_a_summary_and_summed():
     assert Degeneracy.from_summary({"total": 10, "accuracy": 0.5}) is None  # an older run's summary
     d = Degeneracy.from_summary({"total": 10, "repeated_step": 3, "several_answers": 0})
-    assert d == Degeneracy(10, 3, 0)  # degenerate_right unknown: None, not 0
+    assert d == Degeneracy(10, 3, 0)  # degenerate_right and looping unknown: None, not 0
+    assert d.looping_share is None
+    assert Degeneracy.from_summary({"total": 10, "repeated_step": 0, "several_answers": 0, "looping": 3}).degenerate
     d.add(Degeneracy(90, 0, 1))
     assert (d.completions, d.repeated_step, d.several_answers) == (100, 3, 1) and d.degenerate
     assert d.degenerate_right is None
@@ -104,3 +110,25 @@ def test_degeneracy_from_a_summary_and_summed():
     assert (known.degenerate_completions, known.degenerate_right) == (5, 2)
     known.add(Degeneracy(5, 0, 0))
     assert (known.degenerate_completions, known.degenerate_right) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "completion,expected",
+    [
+        # The Qwen branch's M3 (step-DPO at lr 2e-4) on GSM8K: a stretch looped inside one step.
+        ("Step 1: Josh's house increased by 150% * $80,000 / $80,000 = " + "$150 * $80,000 / $80,000 = " * 6, True),
+        ("Step 1: I am " + "really, " * 30 + "sure.", True),
+        ("Step 1: 2^{100} = 1" + "0" * 80, True),  # a run of one character counts once it is long enough
+        # Not loops: a written-out sum (six terms, 48 characters), a short run, repeated words far apart.
+        ("Step 1: " + "$1.20 + " * 6 + "= $7.20\nStep 2: The answer is \\boxed{7.20}.", False),
+        ("Step 1: 1" + "0" * 60, False),
+        ("Step 1: a = 3 * 4 = 12.\nStep 2: b = 3 * 4 = 12 too.\nStep 3: a + b = 3 * 4 + 3 * 4 = 24.", False),
+        # Two copies are not a loop; after the turn ended nothing counts.
+        ("Step 1: " + "Therefore, Aaron's jewels are 5 more than half of Raymond's. " * 2, False),
+        ("Step 1: x = 1.<|im_end|>" + "x = 1, " * 40, False),
+        ("", False),
+    ],
+)
+def test_loops(completion, expected):
+    assert loops(completion) is expected
+    assert degeneracy([completion]).looping == int(expected)

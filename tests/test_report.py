@@ -269,6 +269,7 @@ def test_report_png_written_through_a_symlink_keeps_the_link(tmp_path):
 CLEAN = "Step 1: 3 + 4 = 7.\nStep 2: The answer is \\boxed{7}."
 REPEATS = "Step 1: The answer is \\boxed{7}.\nStep 2: The answer is \\boxed{7}."
 SCATTERED = "Step 1: The answer is \\boxed{6}.\nStep 2: The answer is \\boxed{7}."
+LOOPING = "Step 1: x = " + "= 150 * 80000 / 80000 " * 4 + "\nStep 2: The answer is \\boxed{7}."  # M3's loop
 
 
 def write_completions(run: Path, t: int, benchmark: str, completions: list[str], right: tuple[int, ...] = ()) -> None:
@@ -281,21 +282,22 @@ def write_completions(run: Path, t: int, benchmark: str, completions: list[str],
 def test_report_marks_a_degenerate_model_from_an_old_runs_eval_records(tmp_path):
     # Summaries from before the degeneracy counts: the report counts them from the eval records.
     run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.6, 0.6])
-    for t, bad in [(0, []), (1, [SCATTERED]), (2, [REPEATS] * 5 + [SCATTERED])]:
+    for t, bad in [(0, []), (1, [SCATTERED, LOOPING]), (2, [REPEATS] * 5 + [SCATTERED])]:
         # M2's first repeated completion and its first clean one are graded right.
         write_completions(run, t, "gsm8k", bad + [CLEAN] * (20 - len(bad)), right=(0, len(bad)))
         write_completions(run, t, "math500", [CLEAN] * 30)  # 50 completions per model in all
     rows = collect(run)
     assert [(r.degeneracy.repeated_step, r.degeneracy.several_answers, r.degeneracy.completions)
             for r in rows] == [(0, 0, 50), (0, 1, 50), (5, 1, 50)]
+    assert [r.degeneracy.looping for r in rows] == [0, 1, 0]
     assert [(r.degeneracy.degenerate_right, r.degeneracy.degenerate_completions) for r in rows] == [
-        (0, 0), (1, 1), (1, 6)]
+        (0, 0), (1, 2), (1, 6)]
     text = build_report(run).read_text()
     assert "| M2 (degenerate) | 25.0 [" in text and "| M1 | 20.0 [" in text  # 1 in 50 is 2%: not above
-    assert ("**Degenerate:** M2 (10.0% of its 50 completions repeat a step, 2.0% state several final "
-            "answers; 1 of these 6 graded right)") in text
-    assert "| M2 | 5.00 / 200 | 4.00 / 160 | 10.0 | 2.0 | 1 / 6 | **degenerate** |" in text
-    assert "| M1 | 4.00 / 160 | 4.00 / 160 | 0.0 | 2.0 | 1 / 1 | no |" in text
+    assert ("**Degenerate:** M2 (10.0% of its 50 completions repeat a step, 0.0% loop, 2.0% state several "
+            "final answers; 1 of these 6 graded right)") in text
+    assert "| M2 | 5.00 / 200 | 4.00 / 160 | 10.0 | 0.0 | 2.0 | 1 / 6 | **degenerate** |" in text
+    assert "| M1 | 4.00 / 160 | 4.00 / 160 | 0.0 | 2.0 | 2.0 | 1 / 2 | no |" in text
 
 
 def test_report_reads_degeneracy_from_the_eval_summary(tmp_path):
@@ -312,11 +314,11 @@ def test_report_reads_degeneracy_from_the_eval_summary(tmp_path):
     assert (d.completions, d.repeated_step, d.several_answers) == (30, 0, 3)
     text = build_report(run).read_text()
     assert "| M1 (degenerate) |" in text and "| M0 | 10.0 [" in text
-    assert "| M0 | 3.00 / 120 | 4.00 / 160 | - | - | - | - |" in text
+    assert "| M0 | 3.00 / 120 | 4.00 / 160 | - | - | - | - | - |" in text
     # Counts without degenerate_right (a summary from before it) take it from the records where they
     # cover a benchmark; math500 has no records here, so the model's total stays unknown.
     assert (d.degenerate_right, d.degenerate_completions) == (None, None)
-    assert "| 0.0 | 10.0 | - | **degenerate** |" in text
+    assert "| 0.0 | - | 10.0 | - | **degenerate** |" in text  # loops: not in the summary, math500 no records
 
 
 def test_report_shows_the_search_guard_counts(tmp_path):
@@ -373,3 +375,24 @@ def test_report_names_the_settings_changed_on_resume_and_the_stage_each_preceded
     (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="'config_changes' must be a list"):
         build_report(run)
+
+
+def test_a_model_that_loops_inside_its_steps_is_degenerate(tmp_path):
+    """The degeneration step-DPO at lr 2e-4 brought (the Qwen branch's M3): one stretch written again and
+    again inside a step, no step repeated, one answer. A summary without the loop count (written before
+    it existed) is completed from the eval records."""
+    run = make_run(tmp_path, "math", [0.2, 0.2], [0.5, 0.5])
+    for t, loops in [(0, 1), (1, 3)]:
+        write_completions(run, t, "gsm8k", [LOOPING] * loops + [CLEAN] * (50 - loops), right=(0,))
+        path = run / f"iter_{t}" / "eval" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["benchmarks"] = {"gsm8k": {**summary["benchmarks"]["gsm8k"], "total": 50, "repeated_step": 0,
+                                           "several_answers": 0, "degenerate_completions": 0, "degenerate_right": 0}}
+        path.write_text(json.dumps(summary))
+    m0, m1 = collect(run)
+    assert (m0.degeneracy.looping, m1.degeneracy.looping) == (1, 3)
+    assert (m1.degeneracy.degenerate_completions, m1.degeneracy.degenerate_right) == (3, 1)
+    assert not m0.degeneracy.degenerate and m1.degeneracy.degenerate  # 2% is not above the line, 6% is
+    text = build_report(run).read_text()
+    assert "| M1 (degenerate) |" in text and "| M0 | 20.0 [" in text
+    assert "M1 (0.0% of its 50 completions repeat a step, 6.0% loop, 0.0% state several final answers" in text
