@@ -493,7 +493,8 @@ def training_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         dpo = t.get("kind") == "dpo"
         dropped = sum(t[k] for k in ("dropped_too_long", "dropped_empty") if _is_number(t.get(k)))
         cells = ([row.run] if multi else []) + [
-            row.name, str(t.get("kind", "-")).upper() + (" (LoRA)" if t.get("lora") else ""),
+            row.name, str(t.get("kind", "-")).upper() + (f" + {t['rpo_alpha']:g} x NLL" if t.get("rpo_alpha") else "")
+            + (" (LoRA)" if t.get("lora") else ""),
             f"{t['learning_rate']:.0e}" if _is_number(t.get("learning_rate")) else "-",
             str(t.get("examples", "-")), str(t.get("steps", "-")), _number(t.get("train_loss"), 3),
             _pct(metrics.get("rewards/accuracies_mean")) if dpo and _is_number(metrics.get("rewards/accuracies_mean")) else "-",

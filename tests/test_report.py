@@ -343,8 +343,14 @@ def test_report_tells_whether_training_moved_the_model(tmp_path):
         "kind": "dpo", "lora": False, "examples": 153, "steps": 20, "train_loss": 0.6908, "dropped_too_long": 0,
         "learning_rate": 2e-5, "metrics": {"rewards/accuracies_mean": 0.68125, "rewards/margins_mean": 0.004637}}}
     manifest["stages"]["train/M3 (DPO)"] = {"status": "running"}  # not trained yet: no row
+    manifest["stages"]["train/M4 (DPO)"] = {"status": "done", "wall_time_s": 9.0, "result": {
+        "kind": "dpo", "lora": True, "examples": 150, "steps": 20, "train_loss": 1.2, "learning_rate": 2e-4,
+        "rpo_alpha": 1.0, "metrics": {}}}
     (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "iter_4" / "eval").mkdir(parents=True)
+    (run / "iter_4" / "eval" / "summary.json").write_text(json.dumps({"model": "M4", "benchmarks": {}}))
     text = build_report(run).read_text()
+    assert "| M4 | DPO + 1 x NLL (LoRA) | 2e-04 | 150 | 20 | 1.200 |" in text  # RPO's NLL term named
     assert "## Training (how M(t) was made from M(t-1))" in text
     assert "| M1 | SFT (LoRA) | - | 800 | 100 | 0.239 | - | - | 3 |" in text  # lr not recorded in old results
     assert "| M2 | DPO | 2e-05 | 153 | 20 | 0.691 | 68.1 | 0.0046 | 0 |" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -268,6 +269,15 @@ def test_sft_records_too_long_counted_and_labels_masked(tokenizer):
         assert row["labels"][n:] == row["input_ids"][n:]
         assert row["input_ids"][-1] == tokenizer.eos_token_id  # whole solutions / judgments end
         assert tokenizer.decode(row["input_ids"][n:], skip_special_tokens=True) == record["completion"]
+
+
+def test_rpo_alpha_adds_the_chosen_steps_nll_to_the_dpo_loss(tiny_model_dir, tmp_path):
+    """One step from the reference: plain DPO's loss is ln 2; with rpo_alpha TRL adds alpha x the chosen
+    step's mean token NLL (positive), through the step-DPO trainer's own tokenised pairs."""
+    plain = train_step_dpo(tiny_model_dir, PAIRS, tmp_path / "a", DPOTrainConfig(**FAST))
+    rpo = train_step_dpo(tiny_model_dir, PAIRS, tmp_path / "b", DPOTrainConfig(**FAST, rpo_alpha=1.0))
+    assert plain.train_loss == pytest.approx(math.log(2), abs=1e-3)
+    assert rpo.train_loss > plain.train_loss + 1.0  # a tiny random model's NLL is several nats per token
 
 
 def test_dpo_reports_dropped_too_long_and_refuses_all_dropped(tiny_model_dir, tmp_path):

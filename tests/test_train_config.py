@@ -120,6 +120,19 @@ def test_config_from_yaml_mapping_and_typos():
         from_dict(SFTTrainConfig, {"lr": 1e-6})
 
 
+def test_rpo_alpha_adds_trls_sft_loss_on_the_chosen_step(tmp_path):
+    from trl import DPOConfig
+
+    plain = DPOConfig(**DPOTrainConfig(device="cpu").trl_kwargs(str(tmp_path), processes=1))
+    assert plain.loss_type == ["sigmoid"] and plain.loss_weights is None
+    rpo = DPOConfig(**DPOTrainConfig(device="cpu", rpo_alpha=0.5).trl_kwargs(str(tmp_path), processes=1))
+    assert rpo.loss_type == ["sigmoid", "sft"] and rpo.loss_weights == [1.0, 0.5]
+    with pytest.raises(ConfigError, match="rpo_alpha"):
+        DPOTrainConfig(device="cpu", loss_type="sft", rpo_alpha=1.0).trl_kwargs(str(tmp_path))
+    with pytest.raises(ConfigError, match="rpo_alpha"):
+        from_dict(DPOTrainConfig, {"rpo_alpha": -1.0})
+
+
 def test_invalid_loss_type_rejected(tmp_path):
     with pytest.raises(ConfigError, match="loss_type"):
         DPOTrainConfig(device="cpu", loss_type="sigmod").trl_kwargs(str(tmp_path))

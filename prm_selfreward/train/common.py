@@ -67,6 +67,8 @@ class TrainResult:
     """Peak learning rate of the run (``None`` in results saved before it was recorded)."""
     beta: float | None = None
     """DPO beta (``None`` for SFT and in results saved before it was recorded)."""
+    rpo_alpha: float | None = None
+    """DPO: weight of the chosen step's NLL term (0: plain DPO; ``None`` for SFT and older results)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -222,6 +222,13 @@ class DPOTrainConfig(TrainConfigBase):
     epochs: float = option(1.0, minimum=0.0, exclusive_minimum=True, help="Passes over the pairs (paper: 1).")
     beta: float = option(0.1, minimum=0.0, exclusive_minimum=True, help="DPO beta: strength of the pull towards the reference model (paper: 0.1).")
     loss_type: str = option("sigmoid", help="TRL DPO loss: sigmoid (standard DPO), ipo, hinge, robust ...")
+    rpo_alpha: float = option(
+        0.0,
+        minimum=0.0,
+        help="Weight of a negative log-likelihood term on the chosen completion (step) added to the DPO loss "
+        "(TRL's 'sft' loss type; RPO, Pang et al. 2024, uses 1.0): keeps DPO from lowering the chosen one's "
+        "likelihood along with the rejected one's, which can make a model loop. 0: plain DPO (the papers' recipe).",
+    )
     precompute_ref_log_probs: bool = option(
         False,
         help="Compute the reference log-probabilities once before training instead of keeping a reference model "
@@ -232,12 +239,16 @@ class DPOTrainConfig(TrainConfigBase):
         super().validate()
         if self.loss_type not in LOSS_TYPES:
             raise ConfigError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}")
+        if self.rpo_alpha > 0 and self.loss_type == "sft":
+            raise ConfigError("rpo_alpha adds TRL's 'sft' loss to the preference loss; loss_type 'sft' has no "
+                              "preference loss to add it to (set rpo_alpha: 0, or another loss_type)")
 
     def trl_kwargs(self, output_dir: str, processes: int | None = None) -> dict[str, Any]:
         kwargs = super().trl_kwargs(output_dir, processes)
         kwargs.update(
             beta=self.beta,
-            loss_type=[self.loss_type],
+            loss_type=[self.loss_type, "sft"] if self.rpo_alpha > 0 else [self.loss_type],
+            loss_weights=[1.0, self.rpo_alpha] if self.rpo_alpha > 0 else None,
             precompute_ref_log_probs=self.precompute_ref_log_probs,
         )
         return kwargs

@@ -254,6 +254,7 @@ def train_step_dpo(
         resumed_from_step=resumed_from_step,
         learning_rate=config.learning_rate,
         beta=config.beta,
+        rpo_alpha=config.rpo_alpha,
     )
     result.wall_time_s = time.monotonic() - start
     save_trained_model(trainer, tokenizer, out_dir, result, model_dir)
