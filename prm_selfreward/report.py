@@ -633,7 +633,7 @@ def markdown(
     lines += inherited_lines(rows)
     lines += judge_mode_lines(rows, multi, shortcuts or {})
 
-    lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy, repeated steps, "
+    lines += ["", "## Solutions (reward-hacking monitor: length growing without accuracy, repeated steps, loops, "
               "several answers)", ""]
     monitored = any(row.degeneracy for row in rows)
     if monitored:
