@@ -47,8 +47,8 @@ from .grading.normalize import normalize_answer
 from .steps import guard_key, has_final_answer, split_steps, step_body
 
 DEGENERATE_SHARE = 0.02
-"""A model whose completions repeat a step, or state several answers, more often than this is marked
-degenerate in the report."""
+"""A model whose completions repeat a step, loop, or state several answers, more often than this (any
+one of the three) is marked degenerate in the report."""
 
 LOOP_MIN_COPIES = 3
 """A loop: the same stretch of text at least this many times back to back ..."""
