@@ -213,10 +213,7 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
     run_dir = Path(run_dir)
     damaged: list[str] = []
     layout = RunLayout(run_dir)
-    manifest = _read_json(layout.manifest, damaged)
-    if manifest is not None and (why := _manifest_problem(manifest)):
-        damaged.append(f"{layout.manifest}: {why}")
-        manifest = None
+    manifest = _read_manifest(layout, damaged)
     stages: dict[str, Any] = (manifest or {}).get("stages", {})
     restored = (manifest or {}).get("restored")
     restored = restored if isinstance(restored, dict) and isinstance(restored.get("from"), str) else None
@@ -272,6 +269,15 @@ def collect(run_dir: str | Path) -> list[ModelRow]:
     if damaged:
         raise _damaged(damaged)
     return rows
+
+
+def _read_manifest(layout: RunLayout, damaged: list[str]) -> dict[str, Any] | None:
+    """The run's manifest.json, checked; None if it is missing or damaged (then named in ``damaged``)."""
+    manifest = _read_json(layout.manifest, damaged)
+    if manifest is not None and (why := _manifest_problem(manifest)):
+        damaged.append(f"{layout.manifest}: {why}")
+        return None
+    return manifest
 
 
 def _damaged(damaged: list[str]) -> UserError:
@@ -522,9 +528,7 @@ def setting_changes(run_dir: str | Path) -> list[SettingChange]:
     """The settings changed during the run in ``run_dir``, one per key and change, oldest first."""
     layout = RunLayout(Path(run_dir))
     damaged: list[str] = []
-    manifest = _read_json(layout.manifest, damaged)
-    if manifest is not None and (why := _manifest_problem(manifest)):
-        damaged.append(f"{layout.manifest}: {why}")
+    manifest = _read_manifest(layout, damaged)
     if damaged:
         raise _damaged(damaged)
     if manifest is None:

@@ -23,8 +23,8 @@ from .evaluation import eval_stage, judge_eval_modes_stage, judge_rows
 from .search import pairs_stage, search_stage, search_summary
 
 EVAL_KEYS = ("accuracy", "ci_low", "ci_high", "total", "avg_steps", "avg_tokens", "resumed",
-             "repeated_step", "repeated_step_share", "looping", "looping_share", "several_answers", "several_answers_share",
-             "degenerate_completions", "degenerate_right")
+             "repeated_step", "repeated_step_share", "looping", "looping_share", "several_answers",
+             "several_answers_share", "degenerate_completions", "degenerate_right")
 
 
 def model_id(run: RunContext, t: int) -> str:
