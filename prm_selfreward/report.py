@@ -665,8 +665,8 @@ def markdown(
     pair_rows = [r for r in rows if r.pairs or r.search]
     if pair_rows:
         lines += ["", "## Preference pairs (made by M(t-1) to train M(t))", ""]
-        keys = ["pairs", "ties", "rollbacks", "repeat_candidates", "copy_candidates", "guard_pairs",
-                "degenerate_stops", "judge_failures", "judge_consistency", "generated_tokens",
+        keys = ["pairs", "ties", "rollbacks", "repeat_candidates", "copy_candidates", "loop_candidates",
+                "guard_pairs", "degenerate_stops", "judge_failures", "judge_consistency", "generated_tokens",
                 "dropped_identical", "dropped_duplicate", "prompts_kept", "unparsable_scores", "mean_score"]
         present = [k for k in keys if any(k in (r.pairs or {}) or k in (r.search or {}) for r in pair_rows)]
         head = (["run"] if multi else []) + ["model"] + present

@@ -56,6 +56,11 @@ Decisions the paper leaves open (each documented where it is implemented):
   count sampled candidates (duplicates included) whether or not the guard is on, so an ablation with
   ``guard_repeats=False`` (such steps judged like any other) still shows how often the model proposes
   them.
+- **Loops inside a step** (same guard). A candidate that writes one stretch of text three or more times
+  back to back over 64+ characters (:func:`~prm_selfreward.degeneracy.loops`, the evaluation's loop
+  monitor: ``= $150 * $80,000 / $80,000 = ...`` until the step's token budget) is guarded the same way
+  (``rejected_guard`` ``"loop"``, counted in ``loop_candidates``). A step can loop while repeating no
+  earlier step; step-DPO at a high learning rate taught the Qwen showcase's M3 to do so.
 - **Where a solution ends.** At the first appended step that states a final answer: a complete,
   non-blank ``\\boxed{}`` or one of the format's answer lines (``The answer is 18``, ``#### 18``,
   ``Final Answer: ...``; :func:`~prm_selfreward.steps.has_final_answer`), so a model that writes its
@@ -92,6 +97,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import option
+from .degeneracy import loops
 from .fingerprint import check_made_by, model_identity, search_made_by, stamp
 from .io import JsonlAppender, JsonlErrors, read_jsonl
 from .judges.base import PairVerdict, StepComparison, StepJudge
@@ -130,8 +136,8 @@ class SearchConfig:
     keep_trace: bool = option(True, help="Keep every round's candidates and scores in the result.")
     guard_repeats: bool = option(
         True,
-        help="Never choose a candidate step that repeats an earlier step of the solution or copies the "
-        "question: it is not judged, ranks below every judged candidate (so it is the pair's rejected "
+        help="Never choose a candidate step that repeats an earlier step of the solution, copies the "
+        "question or loops (one stretch of text 3+ times back to back): it is not judged, ranks below every judged candidate (so it is the pair's rejected "
         "step when a valid one wins), and a round with nothing else ends the search ('degenerate'). "
         "False judges such steps like any other (ablation); they are counted either way.",
     )
@@ -186,8 +192,11 @@ class SearchCounters:
     copy_candidates: int = 0
     """Sampled candidates (duplicates included) that copy the question (:func:`copies_question`), not
     counted again when they also repeat a step."""
+    loop_candidates: int = 0
+    """Sampled candidates (duplicates included) that loop inside the step
+    (:func:`~prm_selfreward.degeneracy.loops`), not counted again when they also repeat or copy."""
     guard_pairs: int = 0
-    """Pairs kept whose rejected step is a guarded candidate (a repeat or a copy)."""
+    """Pairs kept whose rejected step is a guarded candidate (a repeat, a copy or a loop)."""
     degenerate_stops: int = 0
     """Searches ended because every candidate of a round was guarded (``stop_reason="degenerate"``)."""
 
@@ -219,7 +228,7 @@ class SearchResult:
     stop_reason: str
     """``final_answer`` | ``model_ended`` | ``max_rounds`` | ``empty`` | ``context`` (the prompt left no
     room for another whole step in the model's context) | ``degenerate`` (every candidate of a round
-    repeated an earlier step or copied the question, ``guard_repeats``)."""
+    repeated an earlier step, copied the question or looped, ``guard_repeats``)."""
     solution: str
     """The solution in canonical form, ``"Step 1: ...\\nStep 2: ..."``."""
     final_answer: str | None = None
@@ -383,7 +392,8 @@ class _Candidate:
     final: bool
     duplicate_of: int | None = None
     guard: str | None = None
-    """``"repeat"`` (repeats an earlier step) or ``"copy"`` (copies the question), else None."""
+    """``"repeat"`` (repeats an earlier step), ``"copy"`` (copies the question) or ``"loop"`` (loops
+    inside the step), else None."""
 
 
 @dataclass
@@ -627,6 +637,9 @@ class StepSearch:
             elif copies_question(body, s.problem.question):
                 cand.guard = "copy"
                 s.counters.copy_candidates += 1
+            elif loops(body):
+                cand.guard = "loop"
+                s.counters.loop_candidates += 1
             key = normalise(body)
             if key in seen:
                 cand.duplicate_of = seen[key]

@@ -422,6 +422,39 @@ def test_a_candidate_copying_the_question_is_the_rejected_step():
     assert result.counters["copy_candidates"] == 1 and result.counters["uniform_rounds"] == 0
 
 
+LOOPING_STEP = " 150 * 80000 / 80000 = 150" + " * 80000 / 80000 = 150" * 4 + " q=9"
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_candidate_looping_inside_the_step_is_the_rejected_step(guard):
+    # The judge would prefer the loop (q=9): only the guard keeps it out of the solution.
+    def script(q, step, visit):
+        if step == 1:
+            return ranked(1, [1, 5])
+        return [LOOPING_STEP, " fresh q=1 so \\boxed{7}"]
+
+    judge = ScriptedJudge()
+    (result,) = StepSearch(policy(script), judge, SearchConfig(width=2, guard_repeats=guard)).run(
+        [make_problem(0)]
+    )
+    assert result.counters["loop_candidates"] == 1  # counted whether or not the guard is on
+    if guard:
+        assert result.steps[1] == "fresh q=1 so \\boxed{7}" and len(judge.calls) == 1
+        assert result.pairs[1].metadata["rejected_guard"] == "loop"
+        assert result.pairs[1].rejected.startswith(LOOPING_STEP)
+        assert result.counters["guard_pairs"] == 1
+    else:
+        assert result.steps[1] == LOOPING_STEP.strip() and result.counters["guard_pairs"] == 0
+
+
+def test_a_repeated_sub_expression_is_no_loop():
+    # Two copies of a stretch, or a long step that reuses a number, are ordinary arithmetic.
+    gen = policy(lambda q, step, v: [" 80000 / 80000 = 1 and 80000 / 80000 = 1, so q=2 \\boxed{7}",
+                                     " 3 + 4 = 7 q=1 so \\boxed{7}"])
+    (result,) = StepSearch(gen, ScriptedJudge(), SearchConfig(width=2)).run([make_problem(0)])
+    assert result.counters["loop_candidates"] == 0 and result.steps[0].startswith("80000 / 80000")
+
+
 def test_guarded_candidate_resolves_a_tie_instead_of_a_rollback():
     # A judge that always answers A ties every judged candidate; a repeat still loses to all of them.
     def script(q, step, visit):
