@@ -329,8 +329,13 @@ def test_report_shows_the_search_guard_counts(tmp_path):
     (run / "manifest.json").write_text(json.dumps(manifest))
     text = build_report(run).read_text()
     assert ("| model | pairs | ties | rollbacks | repeat_candidates | copy_candidates | guard_pairs | "
-            "degenerate_stops |") in text
+            "degenerate_stops |") in text  # a run from before the loop guard: no loop column
     assert "| M2 | 14 | 2 | 1 | 9 | 4 | 6 | 2 |" in text
+    manifest["stages"]["search/M2"]["result"].update(loop_candidates=3)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert "| repeat_candidates | copy_candidates | loop_candidates | guard_pairs |" in text
+    assert "| M2 | 14 | 2 | 1 | 9 | 4 | 3 | 6 | 2 |" in text
 
 
 def test_report_tells_whether_training_moved_the_model(tmp_path):

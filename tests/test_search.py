@@ -783,6 +783,7 @@ def test_pairs_command_on_the_tiny_model_writes_and_resumes(tiny_model_dir, data
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "tokens per pair" in first.output and "roll-backs" in first.output
+    assert re.search(r"guarded: repeat / copy / loop\s*│\s*0 / 0 / 0 │", first.output)
     results = [json.loads(line) for line in (out / "search.jsonl").read_text().splitlines()]
     assert [r["problem_id"] for r in results] == ["gsm8k/train/0", "gsm8k/train/1"]
     summary = json.loads((out / "summary.json").read_text())

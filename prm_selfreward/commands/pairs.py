@@ -36,9 +36,9 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("  of which final steps", str(summary["pair_stats"]["final_steps"])),
         ("ties (all candidates equal)", str(c["ties"])),
         ("roll-backs", str(c["rollbacks"])),
-        ("guarded candidates (repeat / copy / loop)",
-         f"{c['repeat_candidates']} / {c['copy_candidates']} / {c['loop_candidates']}; "
-         f"{c['guard_pairs']} pairs reject one, {c['degenerate_stops']} degenerate stops"),
+        ("guarded: repeat / copy / loop", f"{c['repeat_candidates']} / {c['copy_candidates']} / {c['loop_candidates']}"),
+        ("pairs rejecting a guarded step", str(c["guard_pairs"])),
+        ("degenerate stops (all guarded)", str(c["degenerate_stops"])),
         ("judge failures", f"{c['judge_failures']} / {c['comparisons']} comparisons"),
         ("judge consistency (both orders)", pct(summary["judge_consistency"])),
         ("model calls", str(summary["usage"]["calls"])),
