@@ -395,20 +395,26 @@ def difference_lines(diffs: list[Difference]) -> list[str]:
 
 
 def judge_select_lines(rows: list[ModelRow], multi: bool) -> list[str]:
-    """The search's judge as ``judge_select/M<t>`` chose it: mode, why, and each probed mode's copy
-    preference (share of copy probes on which it picked the repeated step or the copied question)."""
+    """The search's judge: as ``judge_select/M<t>`` chose it (mode, why, and each probed mode's copy
+    preference: the share of copy probes on which it picked the repeated step or the copied question),
+    else the mode the search stage recorded (the run's ``judge.mode``)."""
     lines: list[str] = []
     for row in rows:
         chosen = row.judge_select
+        who = f"{row.run} " if multi else ""
         if not isinstance(chosen, dict) or not chosen.get("mode"):
+            used = (row.search or {}).get("judge_mode")
+            if used:
+                both = "; both orders combined" if (row.search or {}).get("judge_debias") else ""
+                lines.append(f"- {who}{row.name}'s search judged with **{used}**: the run's `judge.mode`, "
+                             f"not chosen by measurement{both}.")
             continue
         probed = [f"{m} {_pct(f.get('copy_preference'))}" for m, f in (chosen.get("modes") or {}).items()
                   if isinstance(f, dict) and "copy_preference" in f]
-        who = f"{row.run} " if multi else ""
         lines.append(f"- {who}{row.name}'s search judged with **{chosen['mode']}**: {chosen.get('reason', '')}"
                      + (f"; copy preference (chance 50): {', '.join(probed)}" if probed else "")
                      + ("; guards on" if chosen.get("guards") else "; guards off") + ".")
-    return (["", "The search's judge, chosen by measurement (`judge_eval.select`):", "", *lines]) if lines else []
+    return (["", "The search's judge (chosen by measurement with `judge_eval.select`):", "", *lines]) if lines else []
 
 
 def judge_mode_lines(rows: list[ModelRow], multi: bool, shortcuts: dict[str, dict[str, Any]]) -> list[str]:

@@ -338,6 +338,19 @@ def test_report_shows_the_search_guard_counts(tmp_path):
     assert "| M2 | 14 | 2 | 1 | 9 | 4 | 3 | 6 | 2 |" in text
 
 
+def test_report_names_the_searchs_judge_when_no_measurement_chose_it(tmp_path):
+    run = make_run(tmp_path, "math", [0.1, 0.2, 0.25], [0.5, 0.6, 0.6])
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "judge_select/M2" not in manifest["stages"]
+    text = build_report(run).read_text()
+    assert "search judged with" not in text  # a search result from before the mode was recorded
+    manifest["stages"]["search/M2"]["result"].update(judge_mode="logprob", judge_debias=True)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = build_report(run).read_text()
+    assert ("- M2's search judged with **logprob**: the run's `judge.mode`, not chosen by measurement; "
+            "both orders combined.") in text
+
+
 def test_report_tells_whether_training_moved_the_model(tmp_path):
     run = make_run(tmp_path, "math", [0.1, 0.2, 0.2], [0.5, 0.6, 0.6])
     manifest = json.loads((run / "manifest.json").read_text())

@@ -77,7 +77,8 @@ def test_pairs_command_matches_the_loops_search_and_pairs_stages(run, tmp_path, 
     run.iter_dir(2)
     write_jsonl(run.layout.problems(2), [p.to_dict() for p in problems])
     run.manifest.stages["train/M1 (SFT)"] = {"status": "done", "result": {"skipped": "test", "model": run.config.model.name}}
-    S.search_steps(run, 2)
+    summary = S.search_steps(run, 2)
+    assert (summary["judge_mode"], summary["judge_debias"]) == (run.config.judge.mode, run.config.judge.debias)
     S.build_pairs(run, 2)
     out = tmp_path / "pairs"
     _invoke(["pairs", "--config", str(run.layout.config), "--problems", "gsm8k", "--limit", "2", "--out", str(out)])
@@ -121,7 +122,8 @@ def test_every_long_stage_reports_progress_in_a_log(run, data_dir, capsys):
     shown = capsys.readouterr().out
     lines = re.findall(r"^\d\d:\d\d:\d\d (.+?): (.*)$", shown, re.M)
     labels = {label for label, _ in lines}
-    expected = {"eval M0 gsm8k", "judge_eval likelihood", "search/M2 with M1", "audit/M2 with M1"}
+    mode = run.config.judge.mode  # the search's label names its judge
+    expected = {"eval M0 gsm8k", "judge_eval likelihood", f"search/M2 with M1, {mode} judge", "audit/M2 with M1"}
     assert expected <= labels, shown
     for label in expected:
         mine = [text for name, text in lines if name == label]

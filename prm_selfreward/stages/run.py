@@ -236,21 +236,25 @@ def search_steps(run: RunContext, t: int) -> dict[str, Any]:
     problems = load_problems(run, t)
     run.iter_dir(t)
     c = run.config
+    judge = search_judge(run, t)
+    # Which judge made the pairs, in the manifest (and so the report) whether or not judge_select chose it.
+    used = {"judge_mode": judge.mode, "judge_debias": judge.debias}
     if c.cluster.data_parallel_size > 1:
         from ..parallel import EnginePool, parallel_search
         from ..search import SearchResult
 
         run.release()  # the engines need the GPUs this process would hold
         with EnginePool(c.model, c.cluster, run.model_spec(t - 1), c.seed) as pool:
-            rows = parallel_search(pool, problems, c.search, search_judge(run, t), run.layout.search(t),
+            rows = parallel_search(pool, problems, c.search, judge, run.layout.search(t),
                                    model=model_id(run, t - 1))
-        return search_summary([SearchResult.from_dict(r) for r in rows])
-    with ProgressReporter(f"search/M{t} with M{t - 1}", len(problems), unit="problems") as bar:
+        return {**search_summary([SearchResult.from_dict(r) for r in rows]), **used}
+    label = f"search/M{t} with M{t - 1}, {judge.mode} judge"
+    with ProgressReporter(label, len(problems), unit="problems") as bar:
         results, search = search_stage(
-            run.generator(t - 1), problems, run.config.search, search_judge(run, t), run.layout.search(t),
+            run.generator(t - 1), problems, run.config.search, judge, run.layout.search(t),
             on_chunk=bar.on_search_chunk, on_round=bar.on_search_round, model=model_id(run, t - 1),
         )
-    return {**search_summary(results), "resumed": search.resumed}
+    return {**search_summary(results), **used, "resumed": search.resumed}
 
 
 def build_pairs(run: RunContext, t: int) -> dict[str, Any]:
