@@ -403,9 +403,9 @@ def judge_select_lines(rows: list[ModelRow], multi: bool) -> list[str]:
         chosen = row.judge_select
         who = f"{row.run} " if multi else ""
         if not isinstance(chosen, dict) or not chosen.get("mode"):
-            used = (row.search or {}).get("judge_mode")
-            if used:
-                both = "; both orders combined" if (row.search or {}).get("judge_debias") else ""
+            search = row.search or {}
+            if used := search.get("judge_mode"):
+                both = "; both orders combined" if search.get("judge_debias") else ""
                 lines.append(f"- {who}{row.name}'s search judged with **{used}**: the run's `judge.mode`, "
                              f"not chosen by measurement{both}.")
             continue

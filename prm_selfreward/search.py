@@ -137,8 +137,9 @@ class SearchConfig:
     guard_repeats: bool = option(
         True,
         help="Never choose a candidate step that repeats an earlier step of the solution, copies the "
-        "question or loops (one stretch of text 3+ times back to back): it is not judged, ranks below every judged candidate (so it is the pair's rejected "
-        "step when a valid one wins), and a round with nothing else ends the search ('degenerate'). "
+        "question or loops (one stretch of text 3+ times back to back): it is not judged, ranks below "
+        "every judged candidate (so it is the pair's rejected step when a valid one wins), and a round "
+        "with nothing else ends the search ('degenerate'). "
         "False judges such steps like any other (ablation); they are counted either way.",
     )
 
