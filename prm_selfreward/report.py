@@ -554,7 +554,8 @@ def setting_changes(run_dir: str | Path) -> list[SettingChange]:
     return out
 
 
-def _setting(value: Any) -> str:
+def setting_text(value: Any) -> str:
+    """A setting's value as the report and ``prm-sr restore`` print it (strings bare, the rest as JSON)."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -571,7 +572,7 @@ def setting_change_lines(changes: list[SettingChange], multi: bool) -> list[str]
     for c in changes:
         when = datetime.fromtimestamp(c.time, tz=UTC).strftime("%Y-%m-%d %H:%M")
         lines.append(_row(([c.run] if multi else []) + [
-            when, f"`{c.key}`", _setting(c.was) if c.was_known else "-", _setting(c.new), c.next_stage or "none yet"]))
+            when, f"`{c.key}`", setting_text(c.was) if c.was_known else "-", setting_text(c.new), c.next_stage or "none yet"]))
     return lines
 
 

@@ -34,7 +34,9 @@ restored as interrupted, with its records: the resumed stage does only the probl
 its restored eval records have an empty ``prompt``. So are an interrupted search (per chunk of
 problems) and pair audit (per chunk of pairs). So is a LoRA training published with a checkpoint
 (``save_steps``): it continues from the checkpoint's step. The manifest's ``restored`` entry records the source folder and
-the dropped stages.
+the dropped stages, and the settings the published run changed after the first of them started (a
+stage done again runs with the config's values now, so a change made for a later stage applies to it:
+logged, with the value the stage ran with).
 """
 
 from __future__ import annotations
@@ -136,17 +138,56 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
         if partial:
             dropped = names[i + 1:]
             break
+    changed = _settings_changed_since(Path(published), stages[dropped[0]]) if dropped else {}
+    if changed:
+        from .report import setting_text as _setting
+
+        log(f"restore: {dropped[0]} ran in the published run before these settings changed; it runs again with "
+            "the newer values unless `iterate --resume --set KEY=VALUE` sets them back: " + "; ".join(
+                f"{key} = {_setting(c['now'])} (ran with {_setting(c['ran_with']) if 'ran_with' in c else 'a value not recorded'})"
+                for key, c in changed.items()))
     if dropped:
         run.manifest.data.pop("status", None)  # no longer finished
     run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped,
                                      **({"redo": first_redone} if first_redone else {}),
+                                     **({"settings_changed_since": changed} if changed else {}),
                                      **({"base_vocabulary": vocabulary} if vocabulary else {})}
     run.manifest.save()
     for src_file in (src.report_md, src.report_png):
         if src_file.is_file():
             atomic_copy(src_file, dst.root / src_file.name)
     run.release()
-    return {"restored": restored, "dropped": dropped}
+    return {"restored": restored, "dropped": dropped, "settings_changed_since": changed}
+
+
+def _settings_changed_since(published: Path, entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The settings the published run changed (``--resume --set``) after the stage ``entry`` started:
+    ``{key: {"now": value, "ran_with": value}}`` for each whose value now differs from the one the stage
+    ran with (``ran_with`` absent when the change was recorded before old values were kept). A stage
+    done again (``--redo``, or dropped) runs with the values now in the config, which a later stage's
+    change may have moved: the record run's M3 learning rate would otherwise retrain a branch's M2."""
+    from .report import setting_changes
+
+    started = entry.get("started")
+    if not isinstance(started, (int, float)):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for change in setting_changes(published):
+        if change.time <= started:
+            continue
+        if change.key not in out:
+            out[change.key] = {"ran_with": change.was} if change.was_known else {}
+        out[change.key]["now"] = change.new
+    return {key: c for key, c in out.items() if "ran_with" not in c or c["ran_with"] != c["now"]}
+
+
+def _changed_text(changed: dict[str, dict[str, Any]]) -> str:
+    """``"dpo.learning_rate = 0.0002 (ran with 2e-05)"``, one per setting, joined by "; "."""
+    from .report import setting_text
+
+    return "; ".join(f"{key} = {setting_text(c['now'])} (ran with "
+                     f"{setting_text(c['ran_with']) if 'ran_with' in c else 'a value not recorded'})"
+                     for key, c in changed.items())
 
 
 def _stage_named(redo: str, names: list[str]) -> str:

@@ -164,6 +164,40 @@ def test_redo_drops_a_stage_and_the_rest_so_the_resumed_run_does_them_with_new_s
     assert changes[-1]["set"] == {"sft.loss_average": "record"}
 
 
+def test_redo_names_the_settings_changed_after_the_redone_stage_ran(published_run, tmp_path, data_dir):
+    """A change made for a later stage (the record run's M3 learning rate) would silently apply to the
+    redone one: restore says which, with the value the stage ran with, in the log and the manifest."""
+    _, published = published_run
+    edited = tmp_path / "edited"
+    shutil.copytree(published, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    started = manifest["stages"]["train/M1 (SFT)"]["started"]
+    manifest["config_changes"] = [
+        {"time": started - 10, "set": {"sft.lora_r": 8}},  # before the stage ran: it ran with it
+        {"time": started + 10, "set": {"sft.learning_rate": 2e-4, "dpo.beta": 0.5},
+         "was": {"sft.learning_rate": 1e-3, "dpo.beta": 0.1}},
+        {"time": started + 20, "set": {"dpo.beta": 0.1}, "was": {"dpo.beta": 0.5}},  # set back: no difference
+        {"time": started + 30, "set": {"search.lockstep": 2}},  # old value never recorded
+    ]
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    logs: list[str] = []
+    counts = restore_run(edited, tmp_path / "branch", data_dir=str(data_dir), log=logs.append, redo="train/M1")
+    expected = {"sft.learning_rate": {"ran_with": 1e-3, "now": 2e-4}, "search.lockstep": {"now": 2}}
+    assert counts["settings_changed_since"] == expected
+    assert json.loads((tmp_path / "branch" / "manifest.json").read_text())["restored"]["settings_changed_since"] \
+        == expected
+    [line] = [m for m in logs if "settings changed" in m]
+    assert line.startswith("restore: train/M1 (SFT) ran in the published run before these settings changed")
+    assert "sft.learning_rate = 0.0002 (ran with 0.001)" in line
+    assert "search.lockstep = 2 (ran with a value not recorded)" in line
+    assert "lora_r" not in line and "dpo.beta" not in line
+
+    # Nothing changed after the redone stage: nothing said.
+    logs.clear()
+    counts = restore_run(published, tmp_path / "plain", data_dir=str(data_dir), log=logs.append, redo="train/M1")
+    assert counts["settings_changed_since"] == {} and not any("settings changed" in m for m in logs)
+
+
 def test_an_interrupted_evaluation_is_restored_with_its_records(published_run, tmp_path, tiny_model_dir, data_dir,
                                                                 monkeypatch):
     """A session that ends mid-evaluation keeps the problems it did: the stage resumes from them."""
