@@ -369,7 +369,10 @@ def _acc_cell(s: dict[str, Any] | None) -> str:
 
 
 def _signed(x: float) -> str:
-    return f"{100 * x:+.1f}"
+    """Points with one decimal; a non-zero value that would print as 0.0 gets two (an interval bound
+    of +0.05 that excludes zero must not read "+0.0")."""
+    points = 100 * x
+    return f"{points:+.2f}" if points and round(points, 1) == 0 else f"{points:+.1f}"
 
 
 def _p(p: float) -> str:

@@ -152,6 +152,19 @@ def test_report_paired_differences_marked(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_an_interval_bound_just_off_zero_does_not_print_as_zero(tmp_path):
+    """The logprob branch's M2 - M0 (41 vs 25 discordant of 300): Newcombe's lower bound is +0.05
+    points, so the row is marked; printed "+0.0" it would read as an interval touching zero."""
+    run = make_run(tmp_path, "math", [0.2, 0.25], [0.5, 0.5])
+    m0 = [True] * 35 + [False] * 41 + [True] * 25 + [False] * 199
+    m1 = [True] * 35 + [True] * 41 + [False] * 25 + [False] * 199
+    write_items(run, 0, m0, [True] * 4)
+    write_items(run, 1, m1, [True] * 4)
+    text = build_report(run).read_text()
+    assert "| M1 | M0 | gsm8k | 300 | 25.3 | 20.0 | **+5.3 [+0.05, +10.6]** * | 41 / 25 | 0.064 |" in text
+    assert "| M1 | M0 | judge logprob | 4 | 100.0 | 100.0 | +0.0 [" in text  # an exact zero stays +0.0
+
+
 def test_report_two_runs_compared_on_shared_problems(tmp_path):
     a = make_run(tmp_path, "a", [0.1, 0.2], [0.5, 0.6])
     b = make_run(tmp_path, "b", [0.1, 0.15], [0.5, 0.55])
