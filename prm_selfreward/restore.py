@@ -140,12 +140,8 @@ def restore_run(published: str | Path, run_dir: str | Path, data_dir: str | None
             break
     changed = _settings_changed_since(Path(published), stages[dropped[0]]) if dropped else {}
     if changed:
-        from .report import setting_text as _setting
-
         log(f"restore: {dropped[0]} ran in the published run before these settings changed; it runs again with "
-            "the newer values unless `iterate --resume --set KEY=VALUE` sets them back: " + "; ".join(
-                f"{key} = {_setting(c['now'])} (ran with {_setting(c['ran_with']) if 'ran_with' in c else 'a value not recorded'})"
-                for key, c in changed.items()))
+            "the newer values unless `iterate --resume --set KEY=VALUE` sets them back: " + _changed_text(changed))
     if dropped:
         run.manifest.data.pop("status", None)  # no longer finished
     run.manifest.data["restored"] = {"from": str(Path(published)), "dropped_stages": dropped,
